@@ -1,0 +1,1 @@
+"""Reading, detecting, checking and previewing datasets."""

@@ -1,0 +1,155 @@
+"""Everything the Data tab shows about a dataset, as plain values.
+
+`load_preview` reads and checks a dataset once and returns a `DatasetPreview`: the check report,
+the frame, normalised examples, token-length statistics with the chosen tokenizer, and the
+train/validation sizes. `preview_page` and `example_segments` slice it for display. The Data
+tab only lays these out; tests call them directly.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ftui.data.check import CheckReport, Problem, check_dataframe
+from ftui.data.formats import examples_from_frame
+from ftui.data.reading import DataError, load_source
+from ftui.data.split import split_train_validation
+from ftui.data.tokens import highlighted_tokens, length_histogram, length_summary, token_lengths
+
+STATS_ROW_LIMIT = 5000  # token statistics on a sample of at most this many rows
+
+
+@dataclass
+class DatasetPreview:
+    source: str
+    report: CheckReport
+    frame: pd.DataFrame = field(repr=False)
+    examples: list[dict] = field(default_factory=list, repr=False)
+    lengths: list[int] = field(default_factory=list, repr=False)
+    max_length: int = 1024
+    train_rows: int = 0
+    validation_rows: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.report.ok
+
+    def histogram(self) -> pd.DataFrame:
+        return length_histogram(self.lengths, self.max_length)
+
+    def length_stats(self) -> dict[str, float | int]:
+        return length_summary(self.lengths, self.max_length)
+
+
+def load_preview(
+    source: str,
+    *,
+    tokenizer: Any | None,
+    format: str = "auto",
+    columns: dict[str, str] | None = None,
+    max_length: int = 1024,
+    validation_fraction: float = 0.1,
+    seed: int = 42,
+    system_prompt: str = "",
+    max_bytes: int | None = None,
+    allowed_roots: list[Path] | None = None,
+) -> DatasetPreview:
+    """Read, check and measure a dataset. Bad data gives a report with errors, never raises."""
+    name = Path(source).name or source
+    try:
+        kwargs = {"max_bytes": max_bytes} if max_bytes else {}
+        frame = load_source(source, allowed_roots=allowed_roots, **kwargs)
+    except DataError as exc:
+        report = CheckReport(
+            file=name,
+            format=None,
+            confident=False,
+            rows=0,
+            columns={},
+            problems=[_problem(str(exc))],
+        )
+        return DatasetPreview(source=source, report=report, frame=pd.DataFrame())
+    report = check_dataframe(frame, file=name, format=format, columns=columns)
+    preview = DatasetPreview(source=source, report=report, frame=frame, max_length=max_length)
+    if report.format is None or not report.columns:
+        return preview
+    try:
+        preview.examples = examples_from_frame(frame, report.format, report.columns, system_prompt)
+    except DataError as exc:
+        report.problems.append(_problem(str(exc)))
+        return preview
+    if tokenizer is not None and preview.examples:
+        preview.lengths = token_lengths(tokenizer, preview.examples[:STATS_ROW_LIMIT])
+    train, validation = split_train_validation(frame, validation_fraction, seed)
+    preview.train_rows, preview.validation_rows = len(train), len(validation)
+    return preview
+
+
+def _problem(message: str) -> Problem:
+    return Problem(severity="error", message=message)
+
+
+def preview_page(frame: pd.DataFrame, page: int, page_size: int = 10) -> tuple[pd.DataFrame, int]:
+    """One page of rows for display (nested values as JSON text) and the page count."""
+    pages = max(1, math.ceil(len(frame) / page_size))
+    page = min(max(1, page), pages)
+    rows = frame.iloc[(page - 1) * page_size : page * page_size].copy()
+    for column in rows.columns:
+        rows[column] = rows[column].map(_display_value)
+    rows.insert(0, "#", range((page - 1) * page_size + 1, (page - 1) * page_size + len(rows) + 1))
+    return rows.reset_index(drop=True), pages
+
+
+def _display_value(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, ensure_ascii=False)
+    if hasattr(value, "tolist"):
+        return json.dumps(value.tolist(), ensure_ascii=False, default=str)
+    return "" if value is None else str(value)
+
+
+def example_segments(
+    preview: DatasetPreview, tokenizer: Any, index: int
+) -> list[tuple[str, str | None]]:
+    """The index-th example (1-based) rendered with its trained tokens marked."""
+    if not preview.examples:
+        return []
+    index = min(max(1, index), len(preview.examples))
+    return highlighted_tokens(tokenizer, preview.examples[index - 1], preview.max_length)
+
+
+def status_markdown(preview: DatasetPreview) -> str:
+    """A short, readable verdict: format, rows, split, problems."""
+    report = preview.report
+    lines = []
+    if report.format:
+        sure = "" if report.confident else " (not sure: check the column mapping below)"
+        lines.append(f"**{report.file}** — format **{report.format}**{sure}, {report.rows} rows")
+        if preview.train_rows:
+            lines.append(
+                f"Split: {preview.train_rows} train / {preview.validation_rows} validation"
+            )
+    if preview.lengths:
+        stats = preview.length_stats()
+        lines.append(
+            f"Tokens per example: median {stats['median']:.0f}, p95 {stats['p95']}, "
+            f"max {stats['max']}; **{stats['truncated']}** rows longer than "
+            f"{preview.max_length} would be truncated"
+        )
+    if report.empty_rows or report.duplicate_rows:
+        lines.append(f"Empty rows: {report.empty_rows}, duplicate rows: {report.duplicate_rows}")
+    for problem in report.problems[:20]:
+        icon = "❌" if problem.severity == "error" else "⚠️"
+        where = f" (row {problem.row})" if problem.row else ""
+        lines.append(f"{icon} {problem.message}{where}")
+    if not report.ok:
+        lines.insert(0, "### ❌ This dataset cannot be used yet")
+    return "\n\n".join(lines)

