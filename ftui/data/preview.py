@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from ftui.data.check import CheckReport, Problem, check_dataframe
-from ftui.data.formats import examples_from_frame
+from ftui.data.formats import examples_from_frame, is_blank
 from ftui.data.reading import DataError, load_source
 from ftui.data.split import split_train_validation
 from ftui.data.tokens import highlighted_tokens, length_histogram, length_summary, token_lengths
@@ -80,7 +80,8 @@ def load_preview(
     if report.format is None or not report.columns:
         return preview
     try:
-        preview.examples = examples_from_frame(frame, report.format, report.columns, system_prompt)
+        usable = _without_empty_rows(frame, report.columns)
+        preview.examples = examples_from_frame(usable, report.format, report.columns, system_prompt)
     except DataError as exc:
         report.problems.append(_problem(str(exc)))
         return preview
@@ -89,6 +90,12 @@ def load_preview(
     train, validation = split_train_validation(frame, validation_fraction, seed)
     preview.train_rows, preview.validation_rows = len(train), len(validation)
     return preview
+
+
+def _without_empty_rows(frame: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
+    """Rows blank in every mapped column are reported by the check and left out here."""
+    mapped = frame[list(dict.fromkeys(columns.values()))]
+    return frame[~mapped.map(is_blank).all(axis=1)]
 
 
 def _problem(message: str) -> Problem:
@@ -147,9 +154,9 @@ def status_markdown(preview: DatasetPreview) -> str:
     if report.empty_rows or report.duplicate_rows:
         lines.append(f"Empty rows: {report.empty_rows}, duplicate rows: {report.duplicate_rows}")
     for problem in report.problems[:20]:
-        icon = "❌" if problem.severity == "error" else "⚠️"
+        icon = "**Error:**" if problem.severity == "error" else "**Warning:**"
         where = f" (row {problem.row})" if problem.row else ""
         lines.append(f"{icon} {problem.message}{where}")
     if not report.ok:
-        lines.insert(0, "### ❌ This dataset cannot be used yet")
+        lines.insert(0, "### This dataset cannot be used yet")
     return "\n\n".join(lines)

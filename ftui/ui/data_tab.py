@@ -6,6 +6,7 @@ values into component updates. Every callback returns a readable message instead
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +25,11 @@ from ftui.data.reading import SUPPORTED_EXTENSIONS
 from ftui.models import ModelLoadError, load_tokenizer
 from ftui.serve import ServerSettings
 
-SAMPLES_DIR = Path(__file__).resolve().parents[2] / "presets" / "data"
+# presets/ sits beside the package in a checkout; installed copies point at it explicitly.
+PRESETS_DIR = Path(
+    os.environ.get("FTUI_PRESETS_DIR") or Path(__file__).resolve().parents[2] / "presets"
+)
+SAMPLES_DIR = PRESETS_DIR / "data"
 SAMPLES = {
     "Support-ticket triage (instruction, JSON out)": "triage/train.jsonl",
     "Product manual corpus (raw text, domain adaptation)": "domain/corpus.txt",
@@ -90,7 +95,7 @@ def build_data_tab(settings: ServerSettings, model_box: gr.Textbox) -> DataTab:
             ]
     with gr.Tabs():
         with gr.Tab("Preview"):
-            table = gr.Dataframe(elem_id="data-preview", wrap=True, max_height=420)
+            table = gr.Dataframe(elem_id="data-preview", wrap=True, max_height=420, max_chars=160)
             with gr.Row():
                 page = gr.Number(1, label="Page", precision=0, minimum=1)
                 pages = gr.Markdown("")
@@ -141,13 +146,14 @@ def build_data_tab(settings: ServerSettings, model_box: gr.Textbox) -> DataTab:
         return _render(preview, tokenizer, note)
 
     def from_upload(file):
+        """Keep the upload in the workspace; clear the widget so another file can follow."""
         if not file:
-            return gr.skip()
+            return gr.skip(), gr.skip()
         stored = settings.workspace.store_upload(file)
-        return str(stored.relative_to(settings.workspace.root))
+        return str(stored.relative_to(settings.workspace.root)), None
 
     fresh = {"fn": analyse_new_source, "inputs": analyse_inputs, "outputs": analyse_outputs}
-    upload.upload(from_upload, upload, source).then(**fresh)
+    upload.upload(from_upload, upload, [source, upload]).then(**fresh)
     sample.input(
         lambda name: str(SAMPLES_DIR / SAMPLES[name]) if name else gr.skip(), sample, source
     ).then(**fresh)
@@ -172,7 +178,7 @@ def _run_preview(settings, source, model, fmt, max_len, val_frac, mapped):
     try:
         tokenizer = load_tokenizer(model or "default")
     except ModelLoadError as exc:
-        note = f"⚠️ No token statistics: {exc}"
+        note = f"**Warning:** no token statistics: {exc}"
     roles = set(sum(FORMAT_ROLES[fmt], ())) if fmt in FORMAT_ROLES else set(mapped)
     columns = {role: col for role, col in mapped.items() if role in roles and col != AUTO}
     preview = load_preview(
@@ -217,7 +223,8 @@ def _render(preview: DatasetPreview | None, tokenizer, note: str):
         "ok": report.ok,
         "max_length": preview.max_length,
     }
-    plot = gr.BarPlot(value=preview.histogram(), sort=list(preview.histogram()["tokens"]))
+    histogram = preview.histogram()
+    plot = gr.BarPlot(value=histogram if len(histogram) else None, sort=list(histogram["tokens"]))
     unsure = report.format is None or not report.confident
     fmt = report.format or "auto"
     return (

@@ -1,0 +1,104 @@
+"""Seconds from `python app.py` to the first page served, and the one-time model conversion.
+
+Run: `make bench` or `.venv/bin/python benchmarks/startup.py [--runs 5] [--skip-conversion]`.
+
+Each run starts a fresh `python app.py` with an empty workspace on a free port and polls `/`
+until it answers 200. The bundled model's one-time GGUF -> safetensors conversion is timed
+separately, in a throwaway cache folder, since a normal start finds it done. Results are
+printed and written to benchmarks/results/startup.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TARGET_SECONDS = 5.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def time_first_page(timeout: float = 120.0) -> float:
+    port = free_port()
+    with tempfile.TemporaryDirectory() as workspace:
+        env = {**os.environ, "PORT": str(port), "FTUI_WORKSPACE": workspace, "HF_HUB_OFFLINE": "1"}
+        started = time.perf_counter()
+        process = subprocess.Popen(
+            [sys.executable, "app.py"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            while time.perf_counter() - started < timeout:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as r:
+                        if r.status == 200 and b"<html" in r.read(4096).lower():
+                            return time.perf_counter() - started
+                except OSError:
+                    time.sleep(0.05)
+            raise TimeoutError("no page within the timeout")
+        finally:
+            process.terminate()
+            process.wait(timeout=20)
+
+
+def time_conversion() -> float:
+    with tempfile.TemporaryDirectory() as cache:
+        env = {**os.environ, "FTUI_CACHE_DIR": cache, "HF_HUB_OFFLINE": "1"}
+        started = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "-m", "ftui", "model", "prepare"],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+        return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--skip-conversion", action="store_true")
+    args = parser.parse_args()
+    subprocess.run(
+        [sys.executable, "-m", "ftui", "model", "prepare"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )  # make sure a normal start finds the cache ready
+    time_first_page()  # warm the OS file cache once; not counted
+    runs = [round(time_first_page(), 2) for _ in range(args.runs)]
+    result = {
+        "benchmark": "startup",
+        "first_page_seconds": runs,
+        "median_seconds": statistics.median(runs),
+        "target_seconds": TARGET_SECONDS,
+        "meets_target": statistics.median(runs) < TARGET_SECONDS,
+        "conversion_seconds": None if args.skip_conversion else round(time_conversion(), 1),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}",
+    }
+    print(json.dumps(result, indent=2))
+    out = ROOT / "benchmarks" / "results" / "startup.json"
+    out.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
