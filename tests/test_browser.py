@@ -82,3 +82,4 @@ def test_upload_preview_histogram_then_bad_file_then_recover(page, app_server, t
     page.screenshot(path=tmp_path / "recovered.png", full_page=True)
     uploads = list((app_server[1] / "uploads").iterdir())
     assert len(uploads) == 2, "uploads are stored inside the workspace"
+    assert any((app_server[1] / ".gradio").rglob("*.jsonl")), "gradio's upload cache too"

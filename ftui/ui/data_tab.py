@@ -22,7 +22,12 @@ from ftui.data.preview import (
     status_markdown,
 )
 from ftui.data.reading import SUPPORTED_EXTENSIONS
-from ftui.models import ModelLoadError, load_tokenizer
+from ftui.models import (
+    ModelLoadError,
+    is_bundled_model_ready,
+    load_tokenizer,
+    prepare_bundled_model,
+)
 from ftui.serve import ServerSettings
 
 # presets/ sits beside the package in a checkout; installed copies point at it explicitly.
@@ -160,7 +165,8 @@ def build_data_tab(settings: ServerSettings, model_box: gr.Textbox) -> DataTab:
     load_button.click(api_name="analyse", **fresh)
     source.submit(**fresh)
     model_box.submit(**fresh)
-    for control in (format_box, max_length, validation, *mapping):
+    format_box.input(analyse, analyse_inputs, analyse_outputs, api_name="reanalyse")
+    for control in (max_length, validation, *mapping):
         control.input(analyse, analyse_inputs, analyse_outputs)
     page.input(_page, [preview_state, page], [table, pages])
     example_index.input(_example, [preview_state, model_box, example_index], example)
@@ -176,6 +182,9 @@ def _run_preview(settings, source, model, fmt, max_len, val_frac, mapped):
         source = str(in_workspace)
     tokenizer, note = None, ""
     try:
+        if (model or "default") == "default" and not is_bundled_model_ready():
+            gr.Info("Preparing the bundled model once (about 30 s on a small CPU)...")
+            prepare_bundled_model()
         tokenizer = load_tokenizer(model or "default")
     except ModelLoadError as exc:
         note = f"**Warning:** no token statistics: {exc}"
