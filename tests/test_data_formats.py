@@ -8,13 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ftui.data.examples import examples_from_frame, to_example
 from ftui.data.formats import (
     FORMAT_ROLES,
     FORMATS,
     detect_format,
-    examples_from_frame,
     resolve_columns,
-    to_example,
 )
 from ftui.data.reading import DataError, read_table
 from ftui.data.split import split_train_validation

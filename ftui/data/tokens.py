@@ -1,6 +1,6 @@
 """What the model will see: examples rendered through the chat template, token by token.
 
-An example (from `formats.to_example`) is rendered with the tokenizer's own chat template, and
+An example (from `examples.to_example`) is rendered with the tokenizer's own chat template, and
 each token is marked trained or not: for instruction data only the assistant turns (and their
 end-of-turn token) carry loss; for raw text every token does; for preference pairs the chosen
 answer is shown. The trained spans are found by rendering the conversation prefix by prefix,
