@@ -3,6 +3,10 @@
     ftui serve [--host H] [--port P] [--workspace DIR]
     ftui data check FILE [--format F] [--json]      # exit 0 valid, 2 invalid
     ftui model prepare [MODEL]                      # convert/cache the bundled model now
+    ftui estimate CONFIG.yaml [--gpu NAME] [--json]
+    ftui estimate --model ID_OR_PATH --method M [--seq-len N --batch-size B --lora-r R
+                  --lora-targets T --quant 4bit|8bit --gradient-checkpointing --optimizer O
+                  --device cpu|cuda --gpu NAME --price USD] [--json]
 
 Heavy libraries are imported inside the commands, so `ftui --help` is instant.
 """
@@ -13,7 +17,7 @@ import argparse
 import json
 import sys
 
-from ftui.config import DataConfig, field_choices
+from ftui.config import DataConfig, MethodConfig, TrainConfig, field_choices
 
 EXIT_OK = 0
 EXIT_INVALID = 2
@@ -49,7 +53,29 @@ def _build_parser() -> argparse.ArgumentParser:
     prepare = model.add_parser("prepare", help="convert and cache a model ahead of time")
     prepare.add_argument("name_or_path", nargs="?", default="default")
     prepare.set_defaults(handler=_model_prepare)
+
+    _add_estimate_parser(commands)
     return parser
+
+
+def _add_estimate_parser(commands) -> None:
+    estimate = commands.add_parser("estimate", help="memory, time and cost before training")
+    estimate.add_argument("config", nargs="?", help="a YAML config (or use the flags)")
+    estimate.add_argument("--model", help="Hub id, model folder, config.json or 'default'")
+    estimate.add_argument("--method", choices=field_choices(MethodConfig, "name"))
+    estimate.add_argument("--seq-len", type=int)
+    estimate.add_argument("--batch-size", type=int)
+    estimate.add_argument("--lora-r", type=int)
+    estimate.add_argument("--lora-targets", help="all-linear or q_proj,v_proj,...")
+    estimate.add_argument("--quant", choices=["4bit", "8bit"])
+    estimate.add_argument("--gradient-checkpointing", action="store_true", default=None)
+    estimate.add_argument("--optimizer", choices=field_choices(TrainConfig, "optimizer"))
+    estimate.add_argument("--device", choices=["cpu", "cuda"], default="cuda")
+    estimate.add_argument("--gpu", help="GPU for time and cost, e.g. 'A100 80GB' (default H100)")
+    estimate.add_argument("--price", type=float, help="price per GPU-hour in USD")
+    estimate.add_argument("--dataset-tokens", type=int, default=0, help="tokens in one epoch")
+    estimate.add_argument("--json", action="store_true")
+    estimate.set_defaults(handler=_estimate)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -78,4 +104,20 @@ def _model_prepare(args: argparse.Namespace) -> int:
     except ModelLoadError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INVALID
+    return EXIT_OK
+
+
+def _estimate(args: argparse.Namespace) -> int:
+    from ftui.estimate.cli_view import estimate_from_args, render_estimate
+    from ftui.models import ModelLoadError
+
+    try:
+        estimate = estimate_from_args(args)
+    except (ValueError, OSError, ModelLoadError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    if args.json:
+        print(json.dumps(estimate.to_dict(), indent=2))
+    else:
+        print(render_estimate(estimate))
     return EXIT_OK

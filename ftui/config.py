@@ -27,6 +27,21 @@ DataFormat = Literal[
     "auto", "alpaca", "chat", "sharegpt", "prompt_completion", "text", "preference"
 ]
 Objective = Literal["instruction", "domain", "dpo"]
+MethodName = Literal[
+    "full",
+    "freeze",
+    "lora",
+    "qlora",
+    "lora_8bit",
+    "ia3",
+    "prefix",
+    "prompt",
+    "llama_adapter",
+    "bottleneck",
+    "few_shot",
+]
+Optimizer = Literal["adamw_torch", "adamw_8bit", "sgd", "adafactor"]
+Attention = Literal["auto", "eager", "sdpa", "flash_attention_2"]
 
 
 class ConfigError(ValueError):
@@ -53,6 +68,9 @@ class ModelConfig:
     )
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = _field(
         "auto", "Weight dtype: auto = bfloat16 on CUDA GPUs that support it, else float32."
+    )
+    attn_implementation: Attention = _field(
+        "auto", "Attention kernel: auto = sdpa; eager materialises the full attention matrix."
     )
     trust_remote_code: bool = _field(
         False,
@@ -93,7 +111,9 @@ class DataConfig:
 
 @dataclass
 class MethodConfig:
-    name: str = _field("lora", "Fine-tuning method (the Method tab lists them).")
+    name: MethodName = _field(
+        "lora", "Fine-tuning method; few_shot is the no-training baseline (see the Method tab)."
+    )
     objective: Objective = _field(
         "instruction",
         "instruction = loss on responses only; domain = continued pretraining on raw text; "
@@ -105,10 +125,33 @@ class MethodConfig:
     target_modules: str = _field(
         "all-linear", "Layers that get adapters: all-linear or a comma list (q_proj,v_proj)."
     )
+    use_dora: bool = _field(False, "DoRA: learn magnitude and direction separately (slower).")
+    use_rslora: bool = _field(False, "rsLoRA: scale by alpha/sqrt(r), steadier at high rank.")
+    quant_type: Literal["nf4", "fp4"] = _field("nf4", "4-bit data type for QLoRA weights.")
+    double_quant: bool = _field(True, "Quantize the 4-bit scaling constants too (~0.4 bit/param).")
+    compute_dtype: Literal["auto", "bfloat16", "float16", "float32"] = _field(
+        "auto", "Dtype the 4/8-bit layers compute in; auto = the model's training dtype."
+    )
+    freeze_trainable_layers: int = _field(
+        2, "freeze: how many of the top transformer blocks are trained (the rest stay frozen)."
+    )
+    num_virtual_tokens: int = _field(
+        20, "prefix / prompt tuning: learned virtual tokens put before every input."
+    )
+    adapter_len: int = _field(10, "LLaMA-Adapter: learned prompt length per adapted layer.")
+    adapter_layers: int = _field(8, "LLaMA-Adapter: how many top layers get adaption prompts.")
+    bottleneck_size: int = _field(
+        64, "Bottleneck adapters: width of the down/up projection added after each block's MLP."
+    )
 
     def __post_init__(self) -> None:
         if self.lora_r < 1:
             raise ConfigError("method.lora_r must be a positive integer, e.g. 16")
+        for name in ("num_virtual_tokens", "adapter_len", "adapter_layers", "bottleneck_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"method.{name} must be a positive integer")
+        if self.freeze_trainable_layers < 0:
+            raise ConfigError("method.freeze_trainable_layers must be 0 or more")
 
 
 @dataclass
@@ -120,6 +163,11 @@ class TrainConfig:
     gradient_accumulation: int = _field(1, "Steps whose gradients are summed per update.")
     gradient_checkpointing: bool = _field(
         False, "Recompute activations in the backward pass: less memory, ~30% slower."
+    )
+    optimizer: Optimizer = _field(
+        "adamw_torch",
+        "adamw_torch keeps two fp32 states per trained weight; adamw_8bit (bitsandbytes) "
+        "keeps them in 8 bits; sgd keeps none (momentum off); adafactor factorises them.",
     )
     warmup_ratio: float = _field(0.05, "Share of steps spent warming the learning rate up.")
     eval_every: int = _field(20, "Evaluate on the validation split every N steps.")

@@ -1,0 +1,1 @@
+"""Estimating memory, time and cost of a fine-tuning run before spending it."""

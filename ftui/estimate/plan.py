@@ -1,0 +1,224 @@
+"""The estimate a user sees before training: counts, memory, time, cost, fits, fixes, compare.
+
+`estimate_run` ties the pieces together for one config: exact parameter counts on the meta
+device (ftui.params), peak memory by component (memory.py), time and cost (speed.py), a
+fits/doesn't-fit verdict for every catalog GPU (and this machine), and when it does not fit,
+the concrete changes that make it fit. `compare_methods` runs it for every training method.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+from dataclasses import dataclass, field
+from typing import Any
+
+from ftui.config import FtuiConfig
+from ftui.estimate.arch import LINEAR_NAMES, Architecture
+from ftui.estimate.gpus import CATALOG, GPU, local_gpu
+from ftui.estimate.memory import MemoryEstimate, TrainingSetup, estimate_memory
+from ftui.estimate.speed import TimeEstimate, estimate_time
+
+TRAINING_METHODS = (
+    "full",
+    "freeze",
+    "lora",
+    "qlora",
+    "lora_8bit",
+    "ia3",
+    "prefix",
+    "prompt",
+    "llama_adapter",
+    "bottleneck",
+)
+
+
+@dataclass
+class Estimate:
+    method: str
+    device: str
+    total_params: int
+    trainable_params: int
+    memory: MemoryEstimate
+    time: TimeEstimate
+    fits: dict[str, bool] = field(default_factory=dict)
+    suggestions: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "device": self.device,
+            "total_params": self.total_params,
+            "trainable_params": self.trainable_params,
+            "peak_memory_bytes": self.memory.peak_bytes,
+            "required_memory_bytes": self.memory.required_bytes(),
+            "components": dict(self.memory.components),
+            "seconds_per_step": round(self.time.seconds_per_step, 4),
+            "tokens_per_second": round(self.time.tokens_per_second, 1),
+            "steps_per_epoch": self.time.steps_per_epoch,
+            "seconds_per_epoch": round(self.time.seconds_per_epoch, 1),
+            "cost_per_epoch": round(self.time.cost_per_epoch, 4),
+            "price_per_hour": self.time.price_per_hour,
+            "fits": dict(self.fits),
+            "suggestions": list(self.suggestions),
+        }
+
+
+def training_setup(config: FtuiConfig, trainable: int, device: str) -> TrainingSetup:
+    """The memory-relevant facts of a config on a device (bf16 on GPUs that have it)."""
+    method = config.method
+    targets = (
+        LINEAR_NAMES
+        if method.target_modules.strip() == "all-linear"
+        else tuple(t.strip() for t in method.target_modules.split(",") if t.strip())
+    )
+    if device == "cuda":
+        param_bytes = 2 if config.model.dtype in ("auto", "bfloat16", "float16") else 4
+    else:
+        param_bytes = 2 if config.model.dtype in ("bfloat16", "float16") else 4
+    attention = (
+        "sdpa" if config.model.attn_implementation == "auto" else config.model.attn_implementation
+    )
+    return TrainingSetup(
+        method=method.name,
+        trainable_params=trainable,
+        batch_size=config.train.batch_size,
+        seq_len=config.data.max_length,
+        gradient_checkpointing=config.train.gradient_checkpointing,
+        optimizer=config.train.optimizer,
+        attn_implementation=attention,
+        device=device,
+        param_bytes=param_bytes,
+        lora_targets=targets,
+        lora_dropout=method.lora_dropout,
+        double_quant=method.double_quant,
+        virtual_tokens=method.num_virtual_tokens if method.name in ("prefix", "prompt") else 0,
+    )
+
+
+def estimate_run(
+    config: FtuiConfig,
+    hf_config: Any,
+    *,
+    device: str = "cuda",
+    gpu: GPU | None = None,
+    dataset_tokens: int = 0,
+    price_per_hour: float | None = None,
+    with_suggestions: bool = True,
+) -> Estimate:
+    """Estimate one config; `gpu` (default H100) sets time and cost when device is cuda."""
+    from ftui.params import count_parameters
+
+    if config.method.name == "few_shot":
+        raise ValueError("few_shot trains nothing: there is nothing to estimate")
+    arch = Architecture.from_hf_config(hf_config)
+    counts = count_parameters(hf_config, config)
+    target = gpu or _default_gpu(device)
+    setup = training_setup(config, counts.trainable, device)
+    memory = estimate_memory(arch, setup)
+    time = estimate_time(
+        arch, setup, target if device == "cuda" else None, dataset_tokens, price_per_hour
+    )
+    estimate = Estimate(
+        method=config.method.name,
+        device=device,
+        total_params=counts.total,
+        trainable_params=counts.trainable,
+        memory=memory,
+        time=time,
+    )
+    estimate.fits = {g.name: memory.required_bytes() <= g.memory_bytes for g in gpus_to_judge()}
+    if with_suggestions and target and not memory.required_bytes() <= target.memory_bytes:
+        estimate.suggestions = suggest_fixes(config, hf_config, target)
+    return estimate
+
+
+def _default_gpu(device: str) -> GPU | None:
+    if device != "cuda":
+        return None
+    return local_gpu() or next(g for g in CATALOG if g.name.startswith("H100"))
+
+
+@functools.lru_cache(maxsize=1)
+def gpus_to_judge() -> tuple[GPU, ...]:
+    here = local_gpu()
+    return (*CATALOG, here) if here else CATALOG
+
+
+def suggest_fixes(config: FtuiConfig, hf_config: Any, gpu: GPU) -> list[str]:
+    """Single changes, then cumulative ones, that bring the peak under the GPU's memory."""
+    fixes = []
+    for label, change in _candidate_changes(config):
+        changed = copy.deepcopy(config)
+        change(changed)
+        estimate = estimate_run(changed, hf_config, device="cuda", gpu=gpu, with_suggestions=False)
+        if estimate.memory.required_bytes() <= gpu.memory_bytes:
+            fixes.append(f"{label} -> {estimate.memory.required_bytes() / 1e9:.1f} GB")
+    return fixes
+
+
+def _candidate_changes(config: FtuiConfig):
+    train, method = config.train, config.method
+    if not train.gradient_checkpointing:
+        yield (
+            "turn on gradient checkpointing",
+            lambda c: setattr(c.train, "gradient_checkpointing", True),
+        )
+    if method.name in ("full", "freeze", "lora", "lora_8bit"):
+        yield "switch to QLoRA 4-bit", lambda c: setattr(c.method, "name", "qlora")
+    if train.optimizer == "adamw_torch":
+        yield "use the 8-bit AdamW optimizer", lambda c: setattr(c.train, "optimizer", "adamw_8bit")
+    if train.batch_size > 1:
+        half = max(1, train.batch_size // 2)
+        yield (
+            f"halve the batch to {half} (raise gradient accumulation to keep the effective batch)",
+            lambda c: setattr(c.train, "batch_size", half),
+        )
+    if config.data.max_length > 256:
+        half = config.data.max_length // 2
+        yield f"halve the max length to {half}", lambda c: setattr(c.data, "max_length", half)
+
+    def everything(c: FtuiConfig) -> None:
+        c.train.gradient_checkpointing = True
+        c.train.batch_size = 1
+        c.train.optimizer = "adamw_8bit"
+        if c.method.name in ("full", "freeze", "lora", "lora_8bit"):
+            c.method.name = "qlora"
+
+    yield "QLoRA + checkpointing + batch 1 + 8-bit AdamW", everything
+
+
+def compare_methods(
+    config: FtuiConfig,
+    hf_config: Any,
+    *,
+    device: str = "cuda",
+    gpu: GPU | None = None,
+    dataset_tokens: int = 0,
+) -> list[dict[str, Any]]:
+    """One row per training method with this model and data: counts, memory, time, fits."""
+    rows = []
+    for name in TRAINING_METHODS:
+        variant = copy.deepcopy(config)
+        variant.method.name = name
+        estimate = estimate_run(
+            variant,
+            hf_config,
+            device=device,
+            gpu=gpu,
+            dataset_tokens=dataset_tokens,
+            with_suggestions=False,
+        )
+        rows.append(
+            {
+                "method": name,
+                "trainable_params": estimate.trainable_params,
+                "trainable_percent": round(
+                    100 * estimate.trainable_params / estimate.total_params, 3
+                ),
+                "peak_memory_gb": round(estimate.memory.peak_bytes / 1e9, 2),
+                "seconds_per_step": round(estimate.time.seconds_per_step, 3),
+                "fits_gpus": sum(estimate.fits.values()),
+            }
+        )
+    return rows

@@ -1,0 +1,72 @@
+"""Time per step and per epoch, and what it costs, from FLOPs and a measured utilisation.
+
+FLOPs of a step: 2 x (matmul weights) x tokens for the forward pass, plus attention scores;
+the backward pass costs twice the forward when the weights train (input and weight
+gradients) and about once when they are frozen (input gradients only, as in every PEFT
+method); gradient checkpointing adds one more forward. Seconds = FLOPs / (peak x utilisation).
+The utilisations (CALIBRATED) were measured with benchmarks/memory_grid.py: on this 2-core CPU
+class and on an H100 (benchmarks/results/).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from ftui.estimate.arch import Architecture
+from ftui.estimate.gpus import GPU
+from ftui.estimate.memory import TrainingSetup
+
+# CALIBRATED: fraction of the peak reached by a HF/PEFT training step with SDPA.
+GPU_UTILIZATION = 0.40
+# CALIBRATED: sustained fp32 FLOP/s of a 2-core x86 CPU (this machine class) in training.
+CPU_FLOPS = 40e9
+
+
+@dataclass
+class TimeEstimate:
+    seconds_per_step: float
+    tokens_per_second: float
+    steps_per_epoch: int
+    seconds_per_epoch: float
+    price_per_hour: float
+    cost_per_epoch: float
+
+
+def step_flops(arch: Architecture, setup: TrainingSetup) -> float:
+    tokens = setup.batch_size * (setup.seq_len + setup.virtual_tokens)
+    matmul_weights = arch.linear_params + arch.vocab * arch.hidden  # blocks + LM head
+    attention = (
+        4
+        * setup.batch_size
+        * (setup.seq_len + setup.virtual_tokens) ** 2
+        * (arch.q_width * arch.layers)
+    )
+    forward = 2 * matmul_weights * tokens + attention
+    backward_factor = 2.0 if setup.method in ("full", "freeze") else 1.0
+    recompute = 1.0 if setup.gradient_checkpointing else 0.0
+    return forward * (1.0 + backward_factor + recompute)
+
+
+def estimate_time(
+    arch: Architecture,
+    setup: TrainingSetup,
+    gpu: GPU | None,
+    dataset_tokens: int = 0,
+    price_per_hour: float | None = None,
+) -> TimeEstimate:
+    """Seconds per step on `gpu` (None = this CPU) and per epoch over `dataset_tokens`."""
+    flops_per_second = CPU_FLOPS if gpu is None else gpu.peak_tflops * 1e12 * GPU_UTILIZATION
+    seconds = step_flops(arch, setup) / flops_per_second
+    tokens_per_step = setup.batch_size * setup.seq_len
+    steps = math.ceil(dataset_tokens / tokens_per_step) if dataset_tokens else 0
+    price = price_per_hour if price_per_hour is not None else (gpu.price_per_hour if gpu else 0)
+    epoch_seconds = steps * seconds
+    return TimeEstimate(
+        seconds_per_step=seconds,
+        tokens_per_second=tokens_per_step / seconds,
+        steps_per_epoch=steps,
+        seconds_per_epoch=epoch_seconds,
+        price_per_hour=price,
+        cost_per_epoch=epoch_seconds / 3600 * price,
+    )

@@ -1,0 +1,220 @@
+"""The one translator from ftui's config tree to transformers / peft / bitsandbytes objects.
+
+No other module builds a `BitsAndBytesConfig` or a `PeftConfig`, or decides which weights a
+method trains: the trainer, the estimator (`ftui.params`) and the playground all come here.
+
+    kwargs = model_load_kwargs(config, device)
+    model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
+    model = apply_method(model, config)      # trainable parameters set, adapters added
+
+Heavy libraries are imported inside the functions, so importing this module is cheap.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ftui.config import FtuiConfig, MethodConfig
+from ftui.models import choose_dtype
+
+LORA_FAMILY = ("lora", "qlora", "lora_8bit")
+PROMPT_LEARNING = ("prefix", "prompt", "llama_adapter")
+PEFT_METHODS = (*LORA_FAMILY, "ia3", *PROMPT_LEARNING)
+# IA3 for Llama-likes, used when peft has no defaults for the model type.
+IA3_TARGETS = ["k_proj", "v_proj", "down_proj"]
+IA3_FEEDFORWARD = ["down_proj"]
+FINAL_NORM_NAMES = ("norm", "final_layernorm", "final_layer_norm", "ln_f")
+
+
+def _torch_dtype(name: str) -> Any:
+    import torch
+
+    return getattr(torch, name)
+
+
+def quantization_config(method: MethodConfig, compute_dtype: Any) -> Any:
+    """A BitsAndBytesConfig for qlora (4-bit) and lora_8bit (8-bit); None for other methods.
+
+    `compute_dtype` is the model's training dtype; it is used when method.compute_dtype is
+    'auto'.
+    """
+    from transformers import BitsAndBytesConfig
+
+    if method.name == "qlora":
+        if method.compute_dtype != "auto":
+            compute_dtype = _torch_dtype(method.compute_dtype)
+        return BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type=method.quant_type,
+            bnb_4bit_use_double_quant=method.double_quant,
+            bnb_4bit_compute_dtype=compute_dtype,
+        )
+    if method.name == "lora_8bit":
+        return BitsAndBytesConfig(load_in_8bit=True)
+    return None
+
+
+def target_modules(method: MethodConfig) -> str | list[str]:
+    """'all-linear' passes through; 'q_proj, v_proj' becomes ['q_proj', 'v_proj']."""
+    text = method.target_modules.strip()
+    if text in ("", "all-linear"):
+        return "all-linear"
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise ValueError("method.target_modules: give all-linear or a comma list of layers")
+    return names
+
+
+def peft_config(method: MethodConfig, hf_config: Any) -> Any:
+    """The peft config for a method on this architecture; None where peft is not used."""
+    builders = {
+        "lora": _lora_config,
+        "qlora": _lora_config,
+        "lora_8bit": _lora_config,
+        "ia3": _ia3_config,
+        "prefix": _prefix_config,
+        "prompt": _prompt_config,
+        "llama_adapter": _llama_adapter_config,
+    }
+    builder = builders.get(method.name)
+    return builder(method, hf_config) if builder else None
+
+
+def _lora_config(method: MethodConfig, hf_config: Any) -> Any:
+    from peft import LoraConfig, TaskType
+
+    return LoraConfig(
+        task_type=TaskType.CAUSAL_LM,
+        r=method.lora_r,
+        lora_alpha=method.lora_alpha,
+        lora_dropout=method.lora_dropout,
+        target_modules=target_modules(method),
+        use_dora=method.use_dora,
+        use_rslora=method.use_rslora,
+    )
+
+
+def _ia3_config(method: MethodConfig, hf_config: Any) -> Any:
+    """peft's own IA3 defaults where it knows the model type, else Llama-style names."""
+    from peft import IA3Config, TaskType
+    from peft.utils import TRANSFORMERS_MODELS_TO_IA3_TARGET_MODULES_MAPPING
+
+    if getattr(hf_config, "model_type", None) in TRANSFORMERS_MODELS_TO_IA3_TARGET_MODULES_MAPPING:
+        return IA3Config(task_type=TaskType.CAUSAL_LM)
+    return IA3Config(
+        task_type=TaskType.CAUSAL_LM,
+        target_modules=list(IA3_TARGETS),
+        feedforward_modules=list(IA3_FEEDFORWARD),
+    )
+
+
+def _prefix_config(method: MethodConfig, hf_config: Any) -> Any:
+    from peft import PrefixTuningConfig, TaskType
+
+    return PrefixTuningConfig(
+        task_type=TaskType.CAUSAL_LM, num_virtual_tokens=method.num_virtual_tokens
+    )
+
+
+def _prompt_config(method: MethodConfig, hf_config: Any) -> Any:
+    from peft import PromptTuningConfig, PromptTuningInit, TaskType
+
+    return PromptTuningConfig(
+        task_type=TaskType.CAUSAL_LM,
+        num_virtual_tokens=method.num_virtual_tokens,
+        prompt_tuning_init=PromptTuningInit.RANDOM,
+    )
+
+
+def _llama_adapter_config(method: MethodConfig, hf_config: Any) -> Any:
+    from peft import AdaptionPromptConfig, TaskType
+    from peft.tuners.adaption_prompt.config import TRANSFORMERS_MODEL_CONFIG
+
+    model_type = getattr(hf_config, "model_type", None)
+    if model_type not in TRANSFORMERS_MODEL_CONFIG:
+        raise ValueError(
+            f"llama_adapter does not support model type {model_type!r}; peft supports "
+            f"{', '.join(TRANSFORMERS_MODEL_CONFIG)}. Pick LoRA or another method."
+        )
+    layers = min(method.adapter_layers, hf_config.num_hidden_layers)
+    return AdaptionPromptConfig(
+        task_type=TaskType.CAUSAL_LM, adapter_len=method.adapter_len, adapter_layers=layers
+    )
+
+
+def model_load_kwargs(config: FtuiConfig, device: str) -> dict[str, Any]:
+    """Keyword arguments for AutoModelForCausalLM.from_pretrained for this config.
+
+    Quantized models are placed at load time (device_map); do not `.to()` them afterwards.
+    """
+    dtype = choose_dtype(config.model.dtype, device.split(":")[0])
+    quantization = quantization_config(config.method, dtype)
+    attention = config.model.attn_implementation
+    kwargs: dict[str, Any] = {
+        "dtype": dtype,
+        "quantization_config": quantization,
+        "attn_implementation": "sdpa" if attention == "auto" else attention,
+        "trust_remote_code": config.model.trust_remote_code,
+        "use_safetensors": True,
+        "revision": config.model.revision or None,
+    }
+    if quantization is not None:
+        kwargs["device_map"] = {"": device}
+    return kwargs
+
+
+def apply_method(model: Any, config: FtuiConfig) -> Any:
+    """Set what trains: unfreeze, freeze, or add adapters. Returns the model to train."""
+    name = config.method.name
+    if name == "few_shot":
+        raise ValueError("few_shot trains nothing: it is the prompting baseline")
+    if name == "full":
+        for param in model.parameters():
+            param.requires_grad_(True)
+        return model
+    if name == "freeze":
+        return _freeze_lower_blocks(model, config.method.freeze_trainable_layers)
+    if name == "bottleneck":
+        from ftui.adapters.bottleneck import add_bottleneck_adapters
+
+        add_bottleneck_adapters(model, config.method.bottleneck_size)
+        return model
+    if name in PEFT_METHODS:
+        return _apply_peft(model, config)
+    raise ValueError(f"unknown method {name!r}")
+
+
+def _apply_peft(model: Any, config: FtuiConfig) -> Any:
+    from peft import get_peft_model, prepare_model_for_kbit_training
+
+    if config.method.name in ("qlora", "lora_8bit"):
+        # Freezes the base and upcasts non-quantized weights to fp32; on an unquantized
+        # model (the meta-device count) it only freezes, which changes no counts.
+        # Non-reentrant checkpointing: the reentrant default is deprecated in torch.
+        model = prepare_model_for_kbit_training(
+            model,
+            use_gradient_checkpointing=config.train.gradient_checkpointing,
+            gradient_checkpointing_kwargs={"use_reentrant": False},
+        )
+    return get_peft_model(model, peft_config(config.method, model.config))
+
+
+def _freeze_lower_blocks(model: Any, trainable_layers: int) -> Any:
+    """Train only the top `trainable_layers` blocks and the final norm."""
+    from ftui.adapters.bottleneck import find_decoder_blocks
+
+    name, blocks = find_decoder_blocks(model)
+    for param in model.parameters():
+        param.requires_grad_(False)
+    first_trained = max(len(blocks) - trainable_layers, 0)
+    for block in list(blocks)[first_trained:]:
+        for param in block.parameters():
+            param.requires_grad_(True)
+    parent = model.get_submodule(name.rpartition(".")[0])
+    for norm_name in FINAL_NORM_NAMES:
+        norm = getattr(parent, norm_name, None)
+        if norm is not None:
+            for param in norm.parameters():
+                param.requires_grad_(True)
+            break
+    return model
