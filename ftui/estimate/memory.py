@@ -33,22 +33,17 @@ PEFT_METHODS = {
     "bottleneck",
 }
 
-# CALIBRATED: bytes per activation element saved per token and layer, as multiples of the
-# hidden size h and intermediate size i, by how much of the block needs input gradients.
-# Fitted on benchmarks/results/memory_grid_*.json (see benchmarks/estimator_accuracy.py).
-ACTIVATION_ELEMENTS = {
-    # (per h, per i): full fine-tuning saves every linear input for its weight gradient
-    "full": (16.0, 4.0),
-    # adapters on every linear: the same inputs are saved for the adapter's gradient
-    "all-linear": (14.0, 4.0),
-    # adapters on a few projections, or none (prompt methods): only what the chain rule needs
-    "partial": (12.0, 3.0),
-}
-RMSNORM_FP32_BYTES_PER_H = 8  # two RMSNorms upcast their input to fp32 when training in bf16
-LOGIT_BYTES_PER_VOCAB = {2: 12.0, 4: 12.0}  # bf16 logits + fp32 copy + log-softmax + grad
-OPTIMIZER_STEP_TRANSIENT = 1.0  # foreach AdamW holds about one extra copy of the states' size
+LORA_FAMILY = {"lora", "qlora", "lora_8bit"}
+# CALIBRATED: bytes per token and vocabulary entry at the loss (logits, their fp32 copy,
+# log-softmax output and its gradient alive together); fitted on the measured grids. On CPU
+# the allocator keeps freed loss buffers resident, so the process holds about twice as much.
+LOGIT_BYTES_PER_VOCAB = {"cuda": 12.5, "cpu": 28.0}
+CPU_RUNTIME_BYTES = int(0.1 * GIB)  # CALIBRATED: autograd graph, thread pools, oneDNN scratch
 CUDA_CONTEXT_BYTES = int(0.5 * GIB)  # CUDA context + cuBLAS workspace, outside the allocator
 ALLOCATOR_SLACK = 1.07  # reserved/allocated headroom to keep when judging "fits"
+# Projections grouped by the tensor they read: an adapter on any member saves that input once.
+INPUT_GROUPS = {"q_proj": "x", "k_proj": "x", "v_proj": "x", "o_proj": "attn",
+                "gate_proj": "x2", "up_proj": "x2", "down_proj": "act"}
 
 
 @dataclass(frozen=True)
@@ -93,8 +88,14 @@ def estimate_memory(arch: Architecture, setup: TrainingSetup) -> MemoryEstimate:
     state_bytes = optimizer_state_bytes(trainable, grad_bytes, setup.optimizer)
     activations = activation_bytes(arch, setup)
     logits = logits_bytes(arch, setup)
-    transient = int(state_bytes / 2 * OPTIMIZER_STEP_TRANSIENT) if state_bytes else 0
-    during_backward = activations + logits + grad_bytes
+    transient = optimizer_transient_bytes(arch, setup, grad_bytes)
+    # gradients grow as activations are freed, so the backward peak is activations + loss;
+    # with checkpointing, the loss and one recomputed block never coexist
+    if setup.gradient_checkpointing:
+        kept = checkpoint_bytes(arch, setup)
+        during_backward = kept + max(logits, activations - kept)
+    else:
+        during_backward = activations + logits
     during_step = grad_bytes + transient
     components = {
         "weights": weights,
@@ -106,6 +107,8 @@ def estimate_memory(arch: Architecture, setup: TrainingSetup) -> MemoryEstimate:
         "optimizer_step_transient": transient,
     }
     peak = weights + adapter_bytes + state_bytes + max(during_backward, during_step)
+    if setup.device == "cpu":
+        peak += CPU_RUNTIME_BYTES
     overhead = CUDA_CONTEXT_BYTES if setup.device == "cuda" else 0
     return MemoryEstimate(
         components=components, peak_bytes=int(peak), device_overhead_bytes=overhead
@@ -129,6 +132,17 @@ def weight_bytes(arch: Architecture, setup: TrainingSetup) -> int:
     return int(packed + rest)
 
 
+def optimizer_transient_bytes(arch: Architecture, setup: TrainingSetup, grad_bytes: int) -> int:
+    """On CUDA, foreach AdamW holds one more tensor list the size of the gradients; on CPU
+    AdamW steps tensor by tensor, so only the largest one's temporaries coexist."""
+    if setup.optimizer not in ("adamw_torch", "adamw_8bit"):
+        return 0
+    if setup.device == "cuda":
+        return grad_bytes
+    largest = max(arch.vocab * arch.hidden, arch.hidden * arch.intermediate)
+    return min(grad_bytes, 2 * largest * (grad_bytes // max(setup.trainable_params, 1)))
+
+
 def optimizer_state_bytes(trainable: int, grad_bytes: int, optimizer: str) -> int:
     """AdamW keeps two states in the weights' dtype; 8-bit AdamW two 1-byte states."""
     if optimizer == "sgd":
@@ -140,51 +154,82 @@ def optimizer_state_bytes(trainable: int, grad_bytes: int, optimizer: str) -> in
     return 2 * grad_bytes
 
 
+def activation_element_bytes(setup: TrainingSetup) -> int:
+    """bf16 on GPUs; fp32 on CPU, and for 4/8-bit training on GPUs too: the usual
+    prepare_model_for_kbit_training upcasts embeddings and norms to fp32, so the residual
+    stream and everything computed from it is fp32."""
+    if setup.device == "cpu" or setup.method in QUANTIZED_METHODS:
+        return 4
+    return 2  # bf16 weights, or fp32 weights under bf16 autocast
+
+
 def activation_bytes(arch: Architecture, setup: TrainingSetup) -> int:
+    """Everything autograd keeps for the backward pass, all layers, without checkpointing
+    (with it: the block inputs plus one recomputed block)."""
     tokens = setup.batch_size * (setup.seq_len + setup.virtual_tokens)
-    element = setup.param_bytes  # activations live in the compute dtype
-    per_layer = per_token_layer_bytes(arch, setup, element) * tokens
-    if setup.attn_implementation == "eager":
-        # the softmax probabilities (and their dropout-free copy) for every head
-        per_layer += (
-            2
-            * setup.batch_size
-            * arch.heads
-            * (setup.seq_len + setup.virtual_tokens) ** 2
-            * element
-        )
+    layer = per_token_layer_bytes(arch, setup) * tokens + attention_matrix_bytes(arch, setup)
     if setup.gradient_checkpointing:
-        # keep each block's input; recompute one block at a time in backward
-        return int(arch.layers * tokens * arch.hidden * element + per_layer)
-    return int(arch.layers * per_layer)
+        return int(checkpoint_bytes(arch, setup) + layer)
+    return int(layers_with_activations(arch, setup) * layer)
 
 
-def per_token_layer_bytes(arch: Architecture, setup: TrainingSetup, element: int) -> float:
-    kind = _activation_kind(setup)
-    per_h, per_i = ACTIVATION_ELEMENTS[kind]
-    size = (per_h * arch.hidden + per_i * arch.intermediate) * element
-    if element == 2:
-        size += RMSNORM_FP32_BYTES_PER_H * arch.hidden
-    if setup.method in ("lora", "qlora", "lora_8bit") and setup.lora_dropout > 0:
-        # dropout keeps a masked copy of every adapted layer's input, plus the mask
-        shapes = arch.linear_shapes()
-        size += sum(
-            shapes[name][0] * (element + 1) for name in setup.lora_targets if name in shapes
-        )
+def checkpoint_bytes(arch: Architecture, setup: TrainingSetup) -> int:
+    tokens = setup.batch_size * (setup.seq_len + setup.virtual_tokens)
+    element = activation_element_bytes(setup)
+    return layers_with_activations(arch, setup) * tokens * arch.hidden * element
+
+
+def layers_with_activations(arch: Architecture, setup: TrainingSetup) -> int:
+    """Blocks below the lowest trained weight keep nothing for backward."""
+    return arch.layers
+
+
+def attention_matrix_bytes(arch: Architecture, setup: TrainingSetup) -> int:
+    """Eager attention keeps the probabilities. SDPA keeps none with flash or memory-efficient
+    kernels, but fp32 inputs (k-bit training on GPUs) with grouped-query attention fall back
+    to the math kernel, which keeps them (measured on H100: Llama-3 yes, Llama-2 no)."""
+    positions = setup.seq_len + setup.virtual_tokens
+    matrix = setup.batch_size * arch.heads * positions * positions
+    element = activation_element_bytes(setup)
+    if setup.attn_implementation == "eager":
+        return matrix * (4 + element)  # fp32 softmax output and its cast copy
+    if setup.device == "cuda" and element == 4 and arch.kv_heads < arch.heads:
+        return matrix * 4
+    return 0
+
+
+def per_token_layer_bytes(arch: Architecture, setup: TrainingSetup) -> int:
+    """Bytes one block keeps per token, counted from what a Llama-style block saves."""
+    e = activation_element_bytes(setup)
+    h, q, kv, i = arch.hidden, arch.q_width, arch.kv_width, arch.intermediate
+    size = 8 * h  # both RMSNorms keep an fp32 copy of their input
+    size += e * (2 * q + 2 * kv)  # SDPA keeps q, k, v and its output
+    size += 3 * e * i  # SwiGLU keeps gate, SiLU(gate) and up
+    if setup.method in ("full", "freeze"):
+        size += e * (2 * h + q + i)  # inputs of every projection, for weight gradients
+    elif setup.method in LORA_FAMILY:
+        size += lora_input_bytes(arch, setup, e)
+    if setup.method in QUANTIZED_METHODS and setup.device == "cpu":
+        # bitsandbytes' CPU path dequantizes and keeps each projection's input
+        size += e * (2 * h + q + i)
     return size
 
 
-def _activation_kind(setup: TrainingSetup) -> str:
-    if setup.method in ("full", "freeze"):
-        return "full"
-    if setup.method in ("lora", "qlora", "lora_8bit") and set(LINEAR_NAMES) <= set(
-        setup.lora_targets
-    ):
-        return "all-linear"
-    return "partial"
+def lora_input_bytes(arch: Architecture, setup: TrainingSetup, e: int) -> int:
+    """Adapters keep their input for their own weight gradient. With bf16 base layers and
+    fp32 adapters, peft casts the input once per adapted projection, so nothing is shared."""
+    shapes = arch.linear_shapes()
+    targets = [name for name in setup.lora_targets if name in shapes]
+    if e == 2:
+        size = sum(4 * shapes[name][0] for name in targets)
+    else:
+        groups = {INPUT_GROUPS[name]: shapes[name][0] for name in targets}
+        size = sum(e * width for width in groups.values())
+    if setup.lora_dropout > 0:  # a dropped-out copy of the input and its mask, per projection
+        size += sum((max(e, 4) + 1) * shapes[name][0] for name in targets)
+    return size
 
 
 def logits_bytes(arch: Architecture, setup: TrainingSetup) -> int:
-    tokens = setup.batch_size * setup.seq_len
-    element = setup.param_bytes
-    return int(tokens * arch.vocab * LOGIT_BYTES_PER_VOCAB[element])
+    per_vocab = LOGIT_BYTES_PER_VOCAB[setup.device]
+    return int(setup.batch_size * setup.seq_len * arch.vocab * per_vocab)
