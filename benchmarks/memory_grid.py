@@ -116,7 +116,10 @@ DEFAULTS = dict(
     optimizer="adamw_torch",
     param_dtype=None,
     device="cuda",
+    lora_dropout=0.0,
 )
+# Methods built by ftui's own translator (ftui.translate.apply_method), as ftui trains them.
+FTUI_METHODS = ("freeze", "ia3", "prefix", "prompt", "llama_adapter", "bottleneck")
 
 CONFIG_KEYS = ("arch", *DEFAULTS)
 
@@ -132,7 +135,7 @@ def row(arch: str, device: str, **kw) -> dict:
         cfg["quant_type"] = cfg["quant_type"] or "nf4"
         cfg["double_quant"] = bool(cfg["double_quant"])
         cfg["compute_dtype"] = cfg["compute_dtype"] or ("bf16" if device == "cuda" else "fp32")
-    if cfg["method"] == "full":
+    if cfg["method"] == "full" or cfg["method"] in FTUI_METHODS:
         cfg["lora_r"] = cfg["lora_targets"] = None
     return cfg
 
@@ -211,6 +214,24 @@ def cpu_grid() -> list[dict]:
     return rows
 
 
+def accuracy_grid() -> list[dict]:
+    """The bundled model on CPU for the methods the LoRA grid lacks, plus LoRA's defaults."""
+    arch, d = "smollm2-135m", "cpu"
+    return [
+        row(arch, d, method="prefix", batch_size=1, seq_len=128),
+        row(arch, d, method="prefix", batch_size=1, seq_len=512),
+        row(arch, d, method="prefix", batch_size=4, seq_len=128),
+        row(arch, d, method="prefix", batch_size=2, seq_len=256),  # peft: no checkpointing
+        row(arch, d, method="prompt", batch_size=2, seq_len=256),
+        row(arch, d, method="ia3", batch_size=2, seq_len=256),
+        row(arch, d, method="freeze", batch_size=2, seq_len=256),
+        row(arch, d, method="bottleneck", batch_size=2, seq_len=256),
+        row(arch, d, method="lora", batch_size=2, seq_len=256, lora_dropout=0.05),
+        row(arch, d, method="full", batch_size=2, seq_len=256, grad_ckpt=True),
+        row(arch, d, method="qlora", batch_size=2, seq_len=256, double_quant=True),
+    ]
+
+
 def quick_grid(device: str) -> list[dict]:
     return [
         row("tiny-llama", device, method="lora", batch_size=2, seq_len=64, grad_ckpt=True),
@@ -223,6 +244,8 @@ def build_grid(name: str, device: str) -> list[dict]:
         return [{**r, "device": device} for r in gpu_grid()]
     if name == "cpu":
         return [{**r, "device": device} for r in cpu_grid()]
+    if name == "accuracy":
+        return accuracy_grid()
     return quick_grid(device)
 
 
@@ -343,7 +366,7 @@ def attach_lora(model, cfg: dict):
     lcfg = LoraConfig(
         r=cfg["lora_r"],
         lora_alpha=2 * cfg["lora_r"],
-        lora_dropout=0.0,
+        lora_dropout=cfg.get("lora_dropout", 0.0),
         target_modules=targets,
         task_type="CAUSAL_LM",
     )
@@ -368,7 +391,21 @@ def build_model(cfg: dict):
     model = build_plain(cfg)
     if cfg["grad_ckpt"]:
         enable_ckpt(model)
+    if cfg["method"] in FTUI_METHODS:
+        return attach_with_ftui(model, cfg)
     return model if cfg["method"] == "full" else attach_lora(model, cfg)
+
+
+def attach_with_ftui(model, cfg: dict):
+    """Freeze, IA3, prefix/prompt tuning, LLaMA-Adapter, bottleneck: ftui's translator."""
+    sys.path.insert(0, str(ROOT))
+    from ftui.config import FtuiConfig
+    from ftui.translate import apply_method
+
+    config = FtuiConfig()
+    config.method.name = cfg["method"]
+    config.train.gradient_checkpointing = cfg["grad_ckpt"]
+    return apply_method(model, config)
 
 
 def count_params(model) -> tuple[int, int]:
@@ -603,7 +640,7 @@ def run_grid(args) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--device", choices=("cuda", "cpu"), default="cuda")
-    ap.add_argument("--grid", choices=("gpu", "cpu", "quick"), default="quick")
+    ap.add_argument("--grid", choices=("gpu", "cpu", "accuracy", "quick"), default="quick")
     ap.add_argument(
         "--out", help="JSON path (default benchmarks/results/memory_grid_<device-tag>.json)"
     )

@@ -198,6 +198,17 @@ class FtuiConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
 
+    def __post_init__(self) -> None:
+        self.check()
+
+    def check(self) -> None:
+        """Rules that span sections; call again after changing fields in place."""
+        if self.method.name == "prefix" and self.train.gradient_checkpointing:
+            raise ConfigError(
+                "method.name prefix does not work with train.gradient_checkpointing (peft "
+                "refuses it); turn checkpointing off, or use prompt tuning or LoRA"
+            )
+
 
 # ---------------------------------------------------------------- strict loading
 

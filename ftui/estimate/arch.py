@@ -12,6 +12,21 @@ from dataclasses import dataclass
 from typing import Any
 
 LINEAR_NAMES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+# Families whose MLP is up -> activation -> down (no gate projection).
+NON_GATED_TYPES = {
+    "phi",
+    "gpt2",
+    "gpt_neox",
+    "gptj",
+    "falcon",
+    "opt",
+    "bloom",
+    "starcoder2",
+    "gpt_bigcode",
+    "mpt",
+}
+# Families normalising with LayerNorm rather than RMSNorm.
+LAYER_NORM_TYPES = NON_GATED_TYPES | {"stablelm", "cohere", "olmo"}
 
 
 @dataclass(frozen=True)
@@ -24,6 +39,8 @@ class Architecture:
     head_dim: int
     vocab: int
     tied_embeddings: bool
+    gated_mlp: bool = True
+    rms_norm: bool = True
 
     @classmethod
     def from_hf_config(cls, config: Any) -> Architecture:
@@ -40,6 +57,8 @@ class Architecture:
             head_dim=head_dim,
             vocab=text.vocab_size,
             tied_embeddings=bool(getattr(config, "tie_word_embeddings", False)),
+            gated_mlp=getattr(text, "model_type", "") not in NON_GATED_TYPES,
+            rms_norm=getattr(text, "model_type", "") not in LAYER_NORM_TYPES,
         )
 
     @property
@@ -53,15 +72,17 @@ class Architecture:
     def linear_shapes(self) -> dict[str, tuple[int, int]]:
         """(in_features, out_features) of each projection in one block."""
         h, i = self.hidden, self.intermediate
-        return {
+        shapes = {
             "q_proj": (h, self.q_width),
             "k_proj": (h, self.kv_width),
             "v_proj": (h, self.kv_width),
             "o_proj": (self.q_width, h),
-            "gate_proj": (h, i),
             "up_proj": (h, i),
             "down_proj": (i, h),
         }
+        if self.gated_mlp:
+            shapes["gate_proj"] = (h, i)
+        return shapes
 
     @property
     def linear_params(self) -> int:

@@ -35,15 +35,27 @@ PEFT_METHODS = {
 
 LORA_FAMILY = {"lora", "qlora", "lora_8bit"}
 # CALIBRATED: bytes per token and vocabulary entry at the loss (logits, their fp32 copy,
-# log-softmax output and its gradient alive together); fitted on the measured grids. On CPU
-# the allocator keeps freed loss buffers resident, so the process holds about twice as much.
-LOGIT_BYTES_PER_VOCAB = {"cuda": 12.5, "cpu": 28.0}
+# log-softmax output and its gradient alive together); fitted on the measured grids.
+LOGIT_BYTES_PER_VOCAB = 12.5
 CPU_RUNTIME_BYTES = int(0.1 * GIB)  # CALIBRATED: autograd graph, thread pools, oneDNN scratch
+# CALIBRATED: on CPU, checkpointing lowers peak RSS far less than the tensor count says (the
+# recomputed blocks' buffers stay resident): about a third of the activations remain.
+CPU_CHECKPOINT_KEEP = 0.3
+# CALIBRATED: a block on CPU keeps about 1.5x what its saved tensors add up to (oneDNN
+# reorders and the allocator's retained free blocks count in the RSS).
+CPU_ACTIVATION_FACTOR = 1.5
 CUDA_CONTEXT_BYTES = int(0.5 * GIB)  # CUDA context + cuBLAS workspace, outside the allocator
 ALLOCATOR_SLACK = 1.07  # reserved/allocated headroom to keep when judging "fits"
 # Projections grouped by the tensor they read: an adapter on any member saves that input once.
-INPUT_GROUPS = {"q_proj": "x", "k_proj": "x", "v_proj": "x", "o_proj": "attn",
-                "gate_proj": "x2", "up_proj": "x2", "down_proj": "act"}
+INPUT_GROUPS = {
+    "q_proj": "x",
+    "k_proj": "x",
+    "v_proj": "x",
+    "o_proj": "attn",
+    "gate_proj": "x2",
+    "up_proj": "x2",
+    "down_proj": "act",
+}
 
 
 @dataclass(frozen=True)
@@ -63,6 +75,13 @@ class TrainingSetup:
     lora_dropout: float = 0.0
     double_quant: bool = True
     virtual_tokens: int = 0  # prefix / prompt tuning lengthen every sequence
+    trained_top_layers: int | None = None  # freeze / LLaMA-Adapter: only the top N blocks
+    # The training stack. Defaults are ftui's (transformers + peft): adapters in fp32, the
+    # k-bit recipe's fp32 upcast, a full fp32 cross-entropy. Other stacks differ (LitGPT keeps
+    # adapters in bf16, skips the upcast and chunks the loss); tests use that to compare.
+    adapter_fp32: bool = True
+    kbit_upcast: bool = True
+    chunked_loss: bool = False
 
 
 @dataclass
@@ -83,15 +102,18 @@ class MemoryEstimate:
 def estimate_memory(arch: Architecture, setup: TrainingSetup) -> MemoryEstimate:
     weights = weight_bytes(arch, setup)
     trainable = setup.trainable_params
-    adapter_bytes = 0 if setup.method in ("full", "freeze") else trainable * 4
-    grad_bytes = trainable * (setup.param_bytes if setup.method in ("full", "freeze") else 4)
+    adapter_dtype_bytes = 4 if setup.adapter_fp32 else setup.param_bytes
+    adapter_bytes = 0 if setup.method in ("full", "freeze") else trainable * adapter_dtype_bytes
+    grad_bytes = trainable * (
+        setup.param_bytes if setup.method in ("full", "freeze") else adapter_dtype_bytes
+    )
     state_bytes = optimizer_state_bytes(trainable, grad_bytes, setup.optimizer)
     activations = activation_bytes(arch, setup)
     logits = logits_bytes(arch, setup)
     transient = optimizer_transient_bytes(arch, setup, grad_bytes)
     # gradients grow as activations are freed, so the backward peak is activations + loss;
     # with checkpointing, the loss and one recomputed block never coexist
-    if setup.gradient_checkpointing:
+    if setup.gradient_checkpointing and setup.device == "cuda":
         kept = checkpoint_bytes(arch, setup)
         during_backward = kept + max(logits, activations - kept)
     else:
@@ -128,7 +150,7 @@ def weight_bytes(arch: Architecture, setup: TrainingSetup) -> int:
     else:
         packed = linear + arch.layers * sum(o for _, o in arch.linear_shapes().values()) * 4
     # prepare_model_for_kbit_training upcasts every non-quantized weight to fp32
-    rest = (arch.total_params - linear) * 4
+    rest = (arch.total_params - linear) * (4 if setup.kbit_upcast else setup.param_bytes)
     return int(packed + rest)
 
 
@@ -158,7 +180,7 @@ def activation_element_bytes(setup: TrainingSetup) -> int:
     """bf16 on GPUs; fp32 on CPU, and for 4/8-bit training on GPUs too: the usual
     prepare_model_for_kbit_training upcasts embeddings and norms to fp32, so the residual
     stream and everything computed from it is fp32."""
-    if setup.device == "cpu" or setup.method in QUANTIZED_METHODS:
+    if setup.device == "cpu" or (setup.method in QUANTIZED_METHODS and setup.kbit_upcast):
         return 4
     return 2  # bf16 weights, or fp32 weights under bf16 autocast
 
@@ -168,9 +190,14 @@ def activation_bytes(arch: Architecture, setup: TrainingSetup) -> int:
     (with it: the block inputs plus one recomputed block)."""
     tokens = setup.batch_size * (setup.seq_len + setup.virtual_tokens)
     layer = per_token_layer_bytes(arch, setup) * tokens + attention_matrix_bytes(arch, setup)
-    if setup.gradient_checkpointing:
-        return int(checkpoint_bytes(arch, setup) + layer)
-    return int(layers_with_activations(arch, setup) * layer)
+    if setup.device == "cpu":
+        layer *= CPU_ACTIVATION_FACTOR
+    full = layers_with_activations(arch, setup) * layer
+    if not setup.gradient_checkpointing:
+        return int(full)
+    if setup.device == "cpu":
+        return int(max(checkpoint_bytes(arch, setup) + layer, CPU_CHECKPOINT_KEEP * full))
+    return int(checkpoint_bytes(arch, setup) + layer)
 
 
 def checkpoint_bytes(arch: Architecture, setup: TrainingSetup) -> int:
@@ -181,7 +208,9 @@ def checkpoint_bytes(arch: Architecture, setup: TrainingSetup) -> int:
 
 def layers_with_activations(arch: Architecture, setup: TrainingSetup) -> int:
     """Blocks below the lowest trained weight keep nothing for backward."""
-    return arch.layers
+    if setup.trained_top_layers is None:
+        return arch.layers
+    return max(1, min(arch.layers, setup.trained_top_layers))
 
 
 def attention_matrix_bytes(arch: Architecture, setup: TrainingSetup) -> int:
@@ -202,9 +231,10 @@ def per_token_layer_bytes(arch: Architecture, setup: TrainingSetup) -> int:
     """Bytes one block keeps per token, counted from what a Llama-style block saves."""
     e = activation_element_bytes(setup)
     h, q, kv, i = arch.hidden, arch.q_width, arch.kv_width, arch.intermediate
-    size = 8 * h  # both RMSNorms keep an fp32 copy of their input
+    # RMSNorm keeps an fp32 copy of its input; LayerNorm its input and two statistics
+    size = 2 * (4 * h if arch.rms_norm else e * h + 8)
     size += e * (2 * q + 2 * kv)  # SDPA keeps q, k, v and its output
-    size += 3 * e * i  # SwiGLU keeps gate, SiLU(gate) and up
+    size += (3 if arch.gated_mlp else 1) * e * i  # SwiGLU: gate, SiLU(gate), up; GELU: input
     if setup.method in ("full", "freeze"):
         size += e * (2 * h + q + i)  # inputs of every projection, for weight gradients
     elif setup.method in LORA_FAMILY:
@@ -220,7 +250,7 @@ def lora_input_bytes(arch: Architecture, setup: TrainingSetup, e: int) -> int:
     fp32 adapters, peft casts the input once per adapted projection, so nothing is shared."""
     shapes = arch.linear_shapes()
     targets = [name for name in setup.lora_targets if name in shapes]
-    if e == 2:
+    if e == 2 and setup.adapter_fp32:
         size = sum(4 * shapes[name][0] for name in targets)
     else:
         groups = {INPUT_GROUPS[name]: shapes[name][0] for name in targets}
@@ -231,5 +261,6 @@ def lora_input_bytes(arch: Architecture, setup: TrainingSetup, e: int) -> int:
 
 
 def logits_bytes(arch: Architecture, setup: TrainingSetup) -> int:
-    per_vocab = LOGIT_BYTES_PER_VOCAB[setup.device]
+    # a chunked (or fused) loss keeps only the model-dtype logits and their gradient
+    per_vocab = 2 * setup.param_bytes if setup.chunked_loss else LOGIT_BYTES_PER_VOCAB
     return int(setup.batch_size * setup.seq_len * arch.vocab * per_vocab)

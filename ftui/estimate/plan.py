@@ -13,7 +13,7 @@ import functools
 from dataclasses import dataclass, field
 from typing import Any
 
-from ftui.config import FtuiConfig
+from ftui.config import ConfigError, FtuiConfig
 from ftui.estimate.arch import LINEAR_NAMES, Architecture
 from ftui.estimate.gpus import CATALOG, GPU, local_gpu
 from ftui.estimate.memory import MemoryEstimate, TrainingSetup, estimate_memory
@@ -93,6 +93,10 @@ def training_setup(config: FtuiConfig, trainable: int, device: str) -> TrainingS
         lora_dropout=method.lora_dropout,
         double_quant=method.double_quant,
         virtual_tokens=method.num_virtual_tokens if method.name in ("prefix", "prompt") else 0,
+        trained_top_layers={
+            "freeze": method.freeze_trainable_layers,
+            "llama_adapter": method.adapter_layers,
+        }.get(method.name),
     )
 
 
@@ -111,6 +115,7 @@ def estimate_run(
 
     if config.method.name == "few_shot":
         raise ValueError("few_shot trains nothing: there is nothing to estimate")
+    config.check()
     arch = Architecture.from_hf_config(hf_config)
     counts = count_parameters(hf_config, config)
     target = gpu or _default_gpu(device)

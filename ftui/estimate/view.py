@@ -1,0 +1,479 @@
+"""The estimator's answers as plain values for the Method tab: tables, chart data, markdown.
+
+The tab hands over its widget values as dotted config keys (`{"method.name": "lora",
+"train.batch_size": 8, ...}`); these functions build the config, run the estimator (meta
+device, no weights), and return DataFrames and markdown. Nothing here raises for a user's
+input: an unknown model, a method this architecture lacks or few-shot prompting (which trains
+nothing) come back as a message.
+
+    view = estimate_for_ui({"model.name_or_path": "default", "method.name": "lora"},
+                           device="cuda", gpu_name="H100 80GB", price=3.0, dataset_rows=300)
+    view["counts"], view["components"], view["fits"], view["suggestions"]
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import typing
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from ftui.config import ConfigError, FtuiConfig, config_from_dict
+from ftui.estimate.gpus import CATALOG, GPU, find_gpu
+from ftui.methods import METHODS, OBJECTIVES, TRAINING_METHODS, compatible_formats, method_table
+from ftui.recommend import Recommendation, recommend
+
+if TYPE_CHECKING:
+    from ftui.estimate.plan import Estimate
+
+GB = 1e9
+COMPONENTS = {  # estimator key -> (label, when it is held)
+    "weights": ("Weights", "whole run"),
+    "trainable_adapters": ("Adapters", "whole run"),
+    "optimizer_states": ("Optimizer states", "whole run"),
+    "gradients": ("Gradients", "backward pass"),
+    "activations": ("Activations", "backward pass"),
+    "logits_and_loss": ("Logits + loss", "backward pass"),
+    "optimizer_step_transient": ("Optimizer step", "optimizer step"),
+}
+# Which method settings matter for which method (the tab shows only these).
+METHOD_FIELDS: dict[str, tuple[str, ...]] = {
+    "lora": ("lora_r", "lora_alpha", "lora_dropout", "target_modules", "use_dora", "use_rslora"),
+    "freeze": ("freeze_trainable_layers",),
+    "prefix": ("num_virtual_tokens",),
+    "prompt": ("num_virtual_tokens",),
+    "llama_adapter": ("adapter_len", "adapter_layers"),
+    "bottleneck": ("bottleneck_size",),
+}
+METHOD_FIELDS["qlora"] = (*METHOD_FIELDS["lora"], "quant_type", "double_quant")
+METHOD_FIELDS["lora_8bit"] = METHOD_FIELDS["lora"]
+CPU_ONLY = "CPU only"
+LENGTH_ASSUMPTION = "half the max length"
+
+
+# ---------------------------------------------------------------- inputs
+
+
+@functools.lru_cache(maxsize=8)
+def architecture(name_or_path: str, trust_remote_code: bool = False) -> Any:
+    """The model's transformers config, read once per model (no weights)."""
+    from ftui.params import load_architecture
+
+    return load_architecture(name_or_path or "default", trust_remote_code)
+
+
+def config_from_settings(settings: dict[str, Any]) -> FtuiConfig:
+    """Dotted keys -> a validated FtuiConfig; whole floats from sliders become ints."""
+    sections = typing.get_type_hints(FtuiConfig)
+    nested: dict[str, dict[str, Any]] = {}
+    for key, value in settings.items():
+        section, _, name = key.partition(".")
+        if section not in sections or not name:
+            raise ConfigError(f"{key}: not a config key like method.lora_r")
+        hint = typing.get_type_hints(sections[section]).get(name)
+        if hint is int and isinstance(value, float) and value.is_integer():
+            value = int(value)
+        nested.setdefault(section, {})[name] = value
+    return config_from_dict(nested)
+
+
+def epoch_tokens(rows: int, max_length: int, mean_tokens: float | None = None) -> int:
+    """Tokens in one epoch: rows x mean tokens per row (half the max length when unknown)."""
+    mean = mean_tokens if mean_tokens else max_length / 2
+    return int(max(0, rows or 0) * min(mean, max_length))
+
+
+def objective_for_format(data_format: str | None) -> str | None:
+    """The objective a detected data format trains with (text -> domain, pairs -> dpo)."""
+    for objective in OBJECTIVES:
+        if data_format in compatible_formats(objective):
+            return objective
+    return None
+
+
+def gpu_memory_gb(resources: str) -> float | None:
+    """The recommender's resources choice: a catalog GPU's memory, or None for CPU only."""
+    return None if resources == CPU_ONLY else find_gpu(resources).memory_bytes / GB
+
+
+# ---------------------------------------------------------------- one estimate
+
+
+def estimate_for_ui(
+    settings: dict[str, Any],
+    *,
+    device: str,
+    gpu_name: str,
+    price: float | None,
+    dataset_rows: int,
+    mean_tokens: float | None = None,
+) -> dict[str, Any]:
+    """Counts, memory chart data, time and cost, fits per GPU and fixes, as display values.
+
+    Keys: ok, message, counts, time, memory, components (DataFrame), fits (DataFrame),
+    suggestions, model_params, trainable_params, peak_bytes. The fits table always judges
+    the GPU (bf16) setup, also when the estimate itself is for CPU.
+    """
+    from ftui.estimate.plan import estimate_run
+
+    try:
+        config = config_from_settings(settings)
+        name = config.method.name
+        if not METHODS[name].trains:
+            return _failure(
+                "Few-shot prompting trains nothing: no training memory, time or cost. It "
+                "pays at inference instead (every request carries k examples). Compare it "
+                "with the fine-tuned model in the Playground."
+            )
+        hf_config = architecture(config.model.name_or_path, config.model.trust_remote_code)
+        gpu = find_gpu(gpu_name)
+        tokens = epoch_tokens(dataset_rows, config.data.max_length, mean_tokens)
+        on_gpu = estimate_run(
+            config, hf_config, device="cuda", gpu=gpu, dataset_tokens=tokens, price_per_hour=price
+        )
+        main = on_gpu
+        if device == "cpu":
+            main = estimate_run(
+                config,
+                hf_config,
+                device="cpu",
+                dataset_tokens=tokens,
+                price_per_hour=price,
+                with_suggestions=False,
+            )
+    except Exception as exc:  # any failure becomes a message, the page stays up
+        return _failure(_explain(exc))
+    place = gpu.name if device == "cuda" else "CPU"
+    return {
+        "ok": True,
+        "message": "",
+        "counts": counts_markdown(main.trainable_params, main.total_params, name),
+        "time": time_markdown(main, config, place, dataset_rows, tokens, mean_tokens),
+        "memory": memory_markdown(main, place),
+        "components": components_frame(main.memory.components),
+        "fits": fits_frame(config, hf_config, on_gpu, gpu, price, tokens),
+        "suggestions": suggestions_markdown(on_gpu, gpu),
+        "model_params": _base_params(hf_config),
+        "trainable_params": main.trainable_params,
+        "peak_bytes": main.memory.peak_bytes,
+    }
+
+
+def _failure(message: str) -> dict[str, Any]:
+    return {
+        "ok": False,
+        "message": message,
+        "counts": f"**No estimate:** {message}",
+        "time": "",
+        "memory": "",
+        "components": None,
+        "fits": None,
+        "suggestions": "",
+        "model_params": 0,
+        "trainable_params": 0,
+        "peak_bytes": 0,
+    }
+
+
+def _explain(exc: Exception) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    if isinstance(exc, (ConfigError, ValueError, RuntimeError, OSError)):
+        return text
+    return f"the estimator failed ({type(exc).__name__}: {text[:300]})"
+
+
+def _base_params(hf_config: Any) -> int:
+    from ftui.estimate.arch import Architecture
+
+    return Architecture.from_hf_config(hf_config).total_params
+
+
+def counts_markdown(trainable: int, total: int, method: str) -> str:
+    share = 100 * trainable / total if total else 0.0
+    return (
+        f"### {trainable:,} trainable parameters\n"
+        f"of {total:,} in the model as trained ({share:.3g}%), "
+        f"with {METHODS[method].title}. Exact count on the meta device: no weights loaded."
+    )
+
+
+def time_markdown(
+    estimate: Estimate,
+    config: FtuiConfig,
+    place: str,
+    rows: int,
+    tokens: int,
+    mean_tokens: float | None,
+) -> str:
+    time = estimate.time
+    batch, length = config.train.batch_size, config.data.max_length
+    price = time.price_per_hour
+    unit = "GPU-hour" if estimate.device == "cuda" else "machine-hour"
+    thousand = 1000 * time.seconds_per_step
+    lines = [
+        f"**Speed on {place}:** {format_duration(time.seconds_per_step)} per step of {batch} x "
+        f"{length:,} tokens, about {time.tokens_per_second:,.0f} tokens/s.",
+        f"**1,000 steps:** {format_duration(thousand)}, "
+        f"{format_money(thousand / 3600 * price)} at {format_money(price)} per {unit}.",
+    ]
+    if rows and tokens:
+        mean = f"{mean_tokens:,.0f} tokens" if mean_tokens else f"{length // 2:,} tokens"
+        lines.append(
+            f"**One epoch:** {rows:,} rows x {mean} ≈ {tokens:,} tokens: "
+            f"{format_duration(time.seconds_per_epoch)}, {format_money(time.cost_per_epoch)}."
+        )
+    else:
+        lines.append("**One epoch:** give the number of training rows to see it.")
+    assumed = (
+        ""
+        if mean_tokens
+        else f"Assumes {LENGTH_ASSUMPTION} per row on average (the Data tab's statistics give "
+        "the real figure). "
+    )
+    lines.append(f"*{assumed}Excludes loading the model, evaluation and saving checkpoints.*")
+    return "\n\n".join(lines)
+
+
+def memory_markdown(estimate: Estimate, place: str) -> str:
+    memory = estimate.memory
+    needs = memory.required_bytes() / GB
+    where = "a GPU needs" if estimate.device == "cuda" else "needs about"
+    extra = (
+        " (allocator headroom and the CUDA context included)" if estimate.device == "cuda" else ""
+    )
+    return (
+        f"**Peak memory on {place}: {memory.peak_bytes / GB:.2f} GB**; {where} "
+        f"{needs:.2f} GB free{extra}. The peak holds the whole-run parts plus the larger of "
+        "the backward pass and the optimizer step, so the bars do not simply add up."
+    )
+
+
+def components_frame(components: dict[str, int]) -> pd.DataFrame:
+    rows = [
+        {"component": label, "GB": round(components.get(key, 0) / GB, 3), "held": held}
+        for key, (label, held) in COMPONENTS.items()
+    ]
+    return pd.DataFrame(rows)
+
+
+def fits_frame(
+    config: FtuiConfig,
+    hf_config: Any,
+    estimate: Estimate,
+    chosen: GPU,
+    price: float | None,
+    tokens: int,
+) -> pd.DataFrame:
+    """One row per GPU: memory, need, verdict, time and cost of an epoch there."""
+    from ftui.estimate.arch import Architecture
+    from ftui.estimate.plan import gpus_to_judge, training_setup
+    from ftui.estimate.speed import estimate_time
+
+    arch = Architecture.from_hf_config(hf_config)
+    setup = training_setup(config, estimate.trainable_params, "cuda")
+    needs = estimate.memory.required_bytes()
+    rows = []
+    for gpu in gpus_to_judge():
+        own_price = price if gpu.name == chosen.name and price is not None else gpu.price_per_hour
+        time = estimate_time(arch, setup, gpu, tokens, own_price)
+        fits = estimate.fits.get(gpu.name, needs <= gpu.memory_bytes)
+        rows.append(
+            {
+                "GPU": f"{gpu.name} (chosen)" if gpu.name == chosen.name else gpu.name,
+                "memory GB": round(gpu.memory_bytes / GB),
+                "needs GB": round(needs / GB, 1),
+                "fits": "yes" if fits else "no",
+                "time / epoch": format_duration(time.seconds_per_epoch) if tokens else "-",
+                "$ / hour": f"{own_price:.2f}",
+                "cost / epoch": format_money(time.cost_per_epoch) if tokens else "-",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def suggestions_markdown(estimate: Estimate, gpu: GPU) -> str:
+    needs = estimate.memory.required_bytes() / GB
+    have = gpu.memory_bytes / GB
+    if needs <= have:
+        return f"**Fits on {gpu.name}** with {have - needs:.1f} GB to spare."
+    lines = [f"**Does not fit on {gpu.name}:** needs {needs:.1f} GB of {have:.0f} GB."]
+    if estimate.suggestions:
+        lines.append("Any one of these makes it fit:")
+        lines += [f"- {fix.replace(' -> ', ' → needs ')}" for fix in estimate.suggestions]
+    else:
+        lines.append("No single change found: pick a smaller model or a bigger GPU.")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- all methods
+
+
+def compare_for_ui(
+    settings: dict[str, Any],
+    *,
+    device: str,
+    gpu_name: str,
+    price: float | None,
+    dataset_rows: int,
+    mean_tokens: float | None = None,
+) -> pd.DataFrame | str:
+    """Every method with the other settings unchanged; a message if the model cannot load.
+
+    Unlike `plan.compare_methods`, a method this architecture lacks (LLaMA-Adapter on Qwen)
+    becomes a row saying so instead of failing the whole table, and time and cost are shown.
+    """
+    from ftui.estimate.plan import estimate_run
+
+    try:
+        config = config_from_settings(settings)
+        hf_config = architecture(config.model.name_or_path, config.model.trust_remote_code)
+        gpu = find_gpu(gpu_name)
+    except Exception as exc:  # shown to the user instead
+        return f"No comparison: {_explain(exc)}"
+    tokens = epoch_tokens(dataset_rows, config.data.max_length, mean_tokens)
+    rows = []
+    for name in TRAINING_METHODS:
+        row: dict[str, Any] = {"method": name}
+        try:
+            variant = config_from_settings({**settings, "method.name": name})
+            estimate = estimate_run(
+                variant,
+                hf_config,
+                device=device,
+                gpu=gpu if device == "cuda" else None,
+                dataset_tokens=tokens,
+                price_per_hour=price,
+                with_suggestions=False,
+            )
+        except ValueError as exc:
+            rows.append({**row, "trainable": "not available", "note": str(exc)[:120]})
+            continue
+        needs = estimate.memory.required_bytes()
+        row |= {
+            "trainable": f"{estimate.trainable_params:,}",
+            "trainable %": f"{100 * estimate.trainable_params / estimate.total_params:.3g}",
+            "peak GB": f"{estimate.memory.peak_bytes / GB:.2f}",
+        }
+        if device == "cuda":
+            row[f"fits {gpu.name}"] = "yes" if needs <= gpu.memory_bytes else "no"
+            row["fits GPUs"] = f"{sum(estimate.fits.values())} of {len(estimate.fits)}"
+        row |= {
+            "s / step": f"{estimate.time.seconds_per_step:.3g}",
+            "time / epoch": format_duration(estimate.time.seconds_per_epoch) if tokens else "-",
+            "cost / epoch": format_money(estimate.time.cost_per_epoch) if tokens else "-",
+        }
+        rows.append(row)
+    rows.append({"method": "few_shot", "trainable": "0", "note": "no training: longer prompts"})
+    return pd.DataFrame(rows).fillna("")
+
+
+# ---------------------------------------------------------------- catalog text
+
+
+def method_markdown(name: str) -> str:
+    """The method's one-line explanation, when to use it and its trade-offs."""
+    info = METHODS.get(name)
+    if info is None:
+        return f"Unknown method {name!r}."
+    return "\n".join(
+        [
+            f"### {info.title}",
+            info.summary,
+            "",
+            f"**When to use:** {info.when_to_use}",
+            "",
+            f"- **Trainable parameters:** {info.trainable_params}",
+            f"- **Compute cost:** {info.compute_cost}",
+            f"- **Model structure:** {info.structure_change}",
+            f"- **Training time:** {info.training_time}",
+            f"- **Inference latency:** {info.inference_latency}",
+        ]
+    )
+
+
+def tradeoff_frame() -> pd.DataFrame:
+    """The catalog's trade-off table with readable column names."""
+    names = {
+        "title": "method",
+        "trainable_params": "trainable parameters",
+        "compute_cost": "compute cost",
+        "structure_change": "model structure change",
+        "training_time": "training time",
+        "inference_latency": "inference latency (merged or not)",
+    }
+    return pd.DataFrame(method_table()).drop(columns=["name"]).rename(columns=names)
+
+
+# ---------------------------------------------------------------- recommender
+
+
+def recommend_for_ui(
+    model: str,
+    resources: str,
+    rows: float | None,
+    specificity: str,
+    performance: str,
+    data_format: str | None = None,
+) -> tuple[Recommendation | None, str]:
+    """The recommendation and its markdown, or None and a message."""
+    try:
+        params = _base_params(architecture(model or "default"))
+        rec = recommend(
+            gpu_memory_gb=gpu_memory_gb(resources),
+            dataset_rows=int(rows or 0),
+            task_specificity=specificity,
+            performance=performance,
+            model_params=params,
+            data_format=data_format,
+        )
+    except Exception as exc:  # shown to the user instead
+        return None, f"**No recommendation:** {_explain(exc)}"
+    changes = ", ".join(
+        f"{key.split('.')[1].replace('_', ' ')} = {_setting_text(value)}"
+        for key, value in rec.settings.items()
+    )
+    why = rec.reason.partition(": ")[2] or rec.reason  # the heading already names the method
+    text = (
+        f"### Recommended: {METHODS[rec.method].title}\n**Why:** {why}\n\n**Apply** sets {changes}."
+    )
+    return rec, text
+
+
+# ---------------------------------------------------------------- formatting
+
+
+def _setting_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return str(value)
+
+
+def format_duration(seconds: float) -> str:
+    if not seconds or seconds < 0 or math.isnan(seconds):
+        return "0 s"
+    if seconds < 60:
+        return f"{seconds:.2g} s" if seconds < 1 else f"{seconds:.3g} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.1f} min"
+    if seconds < 86400 * 2:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
+def format_money(dollars: float) -> str:
+    if not dollars:
+        return "$0"
+    if dollars < 0.0001:
+        return "< $0.0001"
+    if dollars < 0.01:
+        return f"${dollars:.4f}"
+    return f"${dollars:,.2f}"
+
+
+def catalog_price(gpu_name: str) -> float:
+    return find_gpu(gpu_name).price_per_hour
+
+
+GPU_NAMES: tuple[str, ...] = tuple(gpu.name for gpu in CATALOG)
