@@ -151,15 +151,35 @@ def gpus_to_judge() -> tuple[GPU, ...]:
 
 
 def suggest_fixes(config: FtuiConfig, hf_config: Any, gpu: GPU) -> list[str]:
-    """Single changes, then cumulative ones, that bring the peak under the GPU's memory."""
+    """Single changes, the largest batch that fits, then everything together."""
     fixes = []
     for label, change in _candidate_changes(config):
-        changed = copy.deepcopy(config)
-        change(changed)
-        estimate = estimate_run(changed, hf_config, device="cuda", gpu=gpu, with_suggestions=False)
-        if estimate.memory.required_bytes() <= gpu.memory_bytes:
-            fixes.append(f"{label} -> {estimate.memory.required_bytes() / 1e9:.1f} GB")
+        needed = _required_after(config, hf_config, gpu, change)
+        if needed is not None and needed <= gpu.memory_bytes:
+            fixes.append(f"{label} -> needs {needed / 1e9:.1f} GB")
+    batch = config.train.batch_size // 2
+    while batch >= 1:
+        needed = _required_after(
+            config, hf_config, gpu, lambda c, b=batch: setattr(c.train, "batch_size", b)
+        )
+        if needed is not None and needed <= gpu.memory_bytes:
+            fixes.append(
+                f"batch size {batch} (raise gradient accumulation to keep the "
+                f"effective batch) -> needs {needed / 1e9:.1f} GB"
+            )
+            break
+        batch //= 2
     return fixes
+
+
+def _required_after(config: FtuiConfig, hf_config: Any, gpu: GPU, change) -> int | None:
+    changed = copy.deepcopy(config)
+    change(changed)
+    try:
+        estimate = estimate_run(changed, hf_config, device="cuda", gpu=gpu, with_suggestions=False)
+    except ConfigError:  # e.g. prefix tuning cannot use gradient checkpointing
+        return None
+    return estimate.memory.required_bytes()
 
 
 def _candidate_changes(config: FtuiConfig):
@@ -173,18 +193,12 @@ def _candidate_changes(config: FtuiConfig):
         yield "switch to QLoRA 4-bit", lambda c: setattr(c.method, "name", "qlora")
     if train.optimizer == "adamw_torch":
         yield "use the 8-bit AdamW optimizer", lambda c: setattr(c.train, "optimizer", "adamw_8bit")
-    if train.batch_size > 1:
-        half = max(1, train.batch_size // 2)
-        yield (
-            f"halve the batch to {half} (raise gradient accumulation to keep the effective batch)",
-            lambda c: setattr(c.train, "batch_size", half),
-        )
     if config.data.max_length > 256:
         half = config.data.max_length // 2
         yield f"halve the max length to {half}", lambda c: setattr(c.data, "max_length", half)
 
     def everything(c: FtuiConfig) -> None:
-        c.train.gradient_checkpointing = True
+        c.train.gradient_checkpointing = c.method.name != "prefix"
         c.train.batch_size = 1
         c.train.optimizer = "adamw_8bit"
         if c.method.name in ("full", "freeze", "lora", "lora_8bit"):

@@ -3,7 +3,8 @@
 FLOPs of a step: 2 x (matmul weights) x tokens for the forward pass, plus attention scores;
 the backward pass costs twice the forward when the weights train (input and weight
 gradients) and about once when they are frozen (input gradients only, as in every PEFT
-method); gradient checkpointing adds one more forward. Seconds = FLOPs / (peak x utilisation).
+method); gradient checkpointing adds one more forward. Seconds = FLOPs / (peak x utilisation),
+but never less than the launch-bound floor of a small step on a GPU.
 The utilisations (CALIBRATED) were measured with benchmarks/memory_grid.py: on this 2-core CPU
 class and on an H100 (benchmarks/results/).
 """
@@ -17,10 +18,15 @@ from ftui.estimate.arch import Architecture
 from ftui.estimate.gpus import GPU
 from ftui.estimate.memory import TrainingSetup
 
-# CALIBRATED: fraction of the peak reached by a HF/PEFT training step with SDPA.
-GPU_UTILIZATION = 0.40
+# CALIBRATED on an H100 (benchmarks/results/memory_grid_h100.json): fraction of the peak a
+# transformers/peft step reaches once the batch is large enough; 4/8-bit layers dequantize
+# their weights on every matmul and reach much less.
+GPU_UTILIZATION = {"qlora": 0.15, "lora_8bit": 0.10}
+GPU_UTILIZATION_DEFAULT = 0.45
+# CALIBRATED: small steps are bound by Python and kernel launches, ~7 ms per block per step.
+GPU_SECONDS_PER_LAYER = 0.007
 # CALIBRATED: sustained fp32 FLOP/s of a 2-core x86 CPU (this machine class) in training.
-CPU_FLOPS = 40e9
+CPU_FLOPS = 90e9
 
 
 @dataclass
@@ -56,8 +62,12 @@ def estimate_time(
     price_per_hour: float | None = None,
 ) -> TimeEstimate:
     """Seconds per step on `gpu` (None = this CPU) and per epoch over `dataset_tokens`."""
-    flops_per_second = CPU_FLOPS if gpu is None else gpu.peak_tflops * 1e12 * GPU_UTILIZATION
-    seconds = step_flops(arch, setup) / flops_per_second
+    if gpu is None:
+        seconds = step_flops(arch, setup) / CPU_FLOPS
+    else:
+        utilization = GPU_UTILIZATION.get(setup.method, GPU_UTILIZATION_DEFAULT)
+        compute = step_flops(arch, setup) / (gpu.peak_tflops * 1e12 * utilization)
+        seconds = max(compute, arch.layers * GPU_SECONDS_PER_LAYER)
     tokens_per_step = setup.batch_size * setup.seq_len
     steps = math.ceil(dataset_tokens / tokens_per_step) if dataset_tokens else 0
     price = price_per_hour if price_per_hour is not None else (gpu.price_per_hour if gpu else 0)

@@ -41,6 +41,7 @@ from ftui.recommend import PERFORMANCE_HELP, PERFORMANCES, SPECIFICITIES, SPECIF
 DEFAULT_GPU = next(name for name in GPU_NAMES if name.startswith("H100"))
 EXAMPLE_ROWS = 1000  # until the Data tab gives the real number
 CHART_ORDER = [label for label, _ in COMPONENTS.values()]
+CHART_TITLE = "Memory by component (GB)"
 
 
 @dataclass
@@ -116,7 +117,7 @@ def build_method_tab(dataset: gr.State, model_box: gr.Textbox) -> MethodTab:
                 y="GB",
                 color="held",
                 color_title="Held during",
-                title="Memory by component (GB)",
+                title=CHART_TITLE,
                 x_title="Component",
                 sort=CHART_ORDER,
                 height=320,
@@ -223,7 +224,7 @@ def build_method_tab(dataset: gr.State, model_box: gr.Textbox) -> MethodTab:
         [rec["state"], *inputs],
         [*widgets, info, *shown, *estimate_outputs],
         show_progress="minimal",
-    ).then(**compare_all)
+    ).then(**refresh).then(**compare_all)
     return MethodTab(summary=summary, method=method, counts=counts, settings=settings)
 
 
@@ -360,10 +361,16 @@ def _estimate_view(settings: dict, where: tuple) -> tuple:
     view = estimate_for_ui(
         settings, device=device, gpu_name=gpu_name, price=price, dataset_rows=int(rows or 0)
     )
+    # A title that names the estimate also makes Gradio redraw the chart: a data-only update
+    # is sometimes dropped by the plot when other components change in the same response.
+    title = CHART_TITLE
+    if view["ok"]:
+        method = METHODS[settings["method.name"]].title
+        title = f"{CHART_TITLE}: {method}, peak {view['peak_bytes'] / 1e9:.2f} GB on {device}"
     return (
         view["counts"],
         view["time"],
-        gr.BarPlot(value=view["components"], sort=CHART_ORDER),
+        gr.BarPlot(value=view["components"], sort=CHART_ORDER, title=title),
         view["memory"],
         view["fits"],
         view["suggestions"],
