@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -132,7 +133,11 @@ def estimate_run(
         memory=memory,
         time=time,
     )
-    estimate.fits = {g.name: memory.required_bytes() <= g.memory_bytes for g in gpus_to_judge()}
+    if device == "cpu":  # a CPU run is judged against this machine's RAM, not GPUs
+        ram = machine_ram_bytes()
+        estimate.fits = {f"this machine: {ram / 1e9:.0f} GB RAM": memory.required_bytes() <= ram}
+    else:
+        estimate.fits = {g.name: memory.required_bytes() <= g.memory_bytes for g in gpus_to_judge()}
     if with_suggestions and target and not memory.required_bytes() <= target.memory_bytes:
         estimate.suggestions = suggest_fixes(config, hf_config, target)
     return estimate
@@ -142,6 +147,10 @@ def _default_gpu(device: str) -> GPU | None:
     if device != "cuda":
         return None
     return local_gpu() or next(g for g in CATALOG if g.name.startswith("H100"))
+
+
+def machine_ram_bytes() -> int:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
 @functools.lru_cache(maxsize=1)
