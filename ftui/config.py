@@ -111,9 +111,7 @@ class DataConfig:
 
 @dataclass
 class MethodConfig:
-    name: MethodName = _field(
-        "lora", "Fine-tuning method; few_shot is the no-training baseline (see the Method tab)."
-    )
+    name: MethodName = _field("lora", "Fine-tuning method; few_shot is the no-training baseline.")
     objective: Objective = _field(
         "instruction",
         "instruction = loss on responses only; domain = continued pretraining on raw text; "
@@ -121,7 +119,11 @@ class MethodConfig:
     )
     lora_r: int = _field(16, "LoRA rank: size of the low-rank update.")
     lora_alpha: int = _field(32, "LoRA scaling numerator (alpha / r scales the update).")
-    lora_dropout: float = _field(0.05, "Dropout on the LoRA input.")
+    lora_dropout: float = _field(
+        0.0,
+        "Dropout on the LoRA input. 0 saves memory: any dropout keeps a copy of every adapted "
+        "layer's input for the backward pass.",
+    )
     target_modules: str = _field(
         "all-linear", "Layers that get adapters: all-linear or a comma list (q_proj,v_proj)."
     )

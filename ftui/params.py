@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ftui.config import DEFAULT_MODEL, FtuiConfig
+from ftui.heavy_imports import import_heavy_libraries
 from ftui.methods import TRAINING_METHODS
 from ftui.models import (
     ModelLoadError,
@@ -46,6 +47,7 @@ class ParamCounts:
 def load_architecture(name_or_path: str = DEFAULT_MODEL, trust_remote_code: bool = False) -> Any:
     """A transformers PretrainedConfig: the bundled model, a config.json (file or folder),
     a model folder, or a Hub id."""
+    import_heavy_libraries()
     if name_or_path in ("", DEFAULT_MODEL):
         return _bundled_architecture()
     local = Path(name_or_path).expanduser()
@@ -109,6 +111,7 @@ def _count(model: Any) -> tuple[int, int]:
 
 def count_parameters(hf_config: Any, config: FtuiConfig) -> ParamCounts:
     """Exact total and trainable parameters of `config.method` on this architecture."""
+    import_heavy_libraries()
     import torch
     from transformers import AutoModelForCausalLM
 

@@ -22,6 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ftui.methods import METHODS
+
 Specificity = Literal["general", "domain", "narrow"]
 Performance = Literal["baseline", "good", "best"]
 SPECIFICITIES: tuple[str, ...] = ("general", "domain", "narrow")
@@ -55,6 +57,16 @@ class Recommendation:
     method: str
     reason: str
     settings: dict[str, Any] = field(default_factory=dict)
+
+    def markdown(self) -> str:
+        """Heading, reason and what Apply changes, for the Method tab."""
+        changes = ", ".join(
+            f"{_setting_label(key)} = {_setting_text(value)}"
+            for key, value in self.settings.items()
+        )
+        why = self.reason.partition(": ")[2] or self.reason  # the heading names the method
+        title = METHODS[self.method].title
+        return f"### Recommended: {title}\n**Why:** {why}\n\n**Apply** sets {changes}."
 
 
 def recommend(
@@ -210,6 +222,17 @@ def _finish(rec: Recommendation, objective: str | None, note: str) -> Recommenda
     if note:
         rec.reason = f"{rec.reason} {note}"
     return rec
+
+
+def _setting_label(key: str) -> str:
+    name = key.split(".")[1]
+    return "method" if name == "name" else name.replace("_", " ")
+
+
+def _setting_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return str(value)
 
 
 def _billions(params: int) -> str:

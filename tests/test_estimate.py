@@ -22,6 +22,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from estimator_accuracy import compare  # noqa: E402
+from memory_grid import ARCHS  # noqa: E402
 
 
 def errors(rows):
@@ -73,6 +74,7 @@ PHI_15 = PhiConfig(
     num_attention_heads=32,
     vocab_size=51200,
 )
+LLAMA3_8B = LlamaConfig(**ARCHS["llama-3.1-8b"])
 STABLELM_3B = StableLmConfig(
     hidden_size=2560,
     intermediate_size=6912,
@@ -154,14 +156,7 @@ def test_an_8b_full_fine_tune_does_not_fit_a_t4_and_the_fixes_do():
     config.method.name, config.train.batch_size, config.data.max_length = "full", 4, 2048
     estimate = estimate_run(
         config,
-        LlamaConfig(
-            hidden_size=4096,
-            intermediate_size=14336,
-            num_hidden_layers=32,
-            num_attention_heads=32,
-            num_key_value_heads=8,
-            vocab_size=128256,
-        ),
+        LLAMA3_8B,
         gpu=find_gpu("T4"),
     )
     assert estimate.fits["T4 16GB"] is False and estimate.fits["H100 80GB"] is False
@@ -234,3 +229,30 @@ def test_cli_explains_an_unreachable_model():
     result = run_cli("--model", "nobody-here/no-model", "--method", "lora")
     assert result.returncode == 2
     assert "nobody-here/no-model" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_fixes_offer_lora_for_full_and_dropout_costs_memory():
+    from ftui.estimate.gpus import find_gpu
+
+    config = FtuiConfig()  # measured: 80.4 GB on an H100 (benchmarks/results), does not fit
+    config.method.name, config.train.batch_size, config.data.max_length = "full", 1, 512
+    fixes = estimate_run(config, LLAMA3_8B, gpu=find_gpu("H100")).suggestions
+    assert any(fix.startswith("switch to LoRA") for fix in fixes), fixes
+    config, hf_config = bundled("lora", batch_size=16)
+    config.method.lora_dropout = 0.1
+    with_dropout = estimate_run(config, hf_config, device="cuda").memory.peak_bytes
+    config.method.lora_dropout = 0.0
+    assert estimate_run(config, hf_config, device="cuda").memory.peak_bytes < with_dropout
+
+
+def test_epoch_steps_are_rows_over_batch_unless_packed():
+    config, hf_config = bundled("lora", batch_size=8)
+    padded = estimate_run(
+        config, hf_config, device="cpu", dataset_rows=300, dataset_tokens=300 * 120
+    )
+    assert padded.time.steps_per_epoch == 38
+    config.method.objective = "domain"
+    packed = estimate_run(
+        config, hf_config, device="cpu", dataset_rows=300, dataset_tokens=300 * 120
+    )
+    assert packed.time.steps_per_epoch == -(-300 * 120 // (8 * config.data.max_length))

@@ -110,6 +110,7 @@ def estimate_run(
     dataset_tokens: int = 0,
     price_per_hour: float | None = None,
     with_suggestions: bool = True,
+    dataset_rows: int = 0,
 ) -> Estimate:
     """Estimate one config; `gpu` (default H100) sets time and cost when device is cuda."""
     from ftui.params import count_parameters
@@ -123,7 +124,13 @@ def estimate_run(
     setup = training_setup(config, counts.trainable, device)
     memory = estimate_memory(arch, setup)
     time = estimate_time(
-        arch, setup, target if device == "cuda" else None, dataset_tokens, price_per_hour
+        arch,
+        setup,
+        target if device == "cuda" else None,
+        dataset_tokens,
+        price_per_hour,
+        dataset_rows=dataset_rows,
+        packed=config.method.objective == "domain",
     )
     estimate = Estimate(
         method=config.method.name,
@@ -198,8 +205,12 @@ def _candidate_changes(config: FtuiConfig):
             "turn on gradient checkpointing",
             lambda c: setattr(c.train, "gradient_checkpointing", True),
         )
+    if method.name in ("full", "freeze"):
+        yield "switch to LoRA", lambda c: setattr(c.method, "name", "lora")
     if method.name in ("full", "freeze", "lora", "lora_8bit"):
         yield "switch to QLoRA 4-bit", lambda c: setattr(c.method, "name", "qlora")
+    if method.name in ("lora", "qlora", "lora_8bit") and method.lora_dropout > 0:
+        yield "set LoRA dropout to 0", lambda c: setattr(c.method, "lora_dropout", 0.0)
     if train.optimizer == "adamw_torch":
         yield "use the 8-bit AdamW optimizer", lambda c: setattr(c.train, "optimizer", "adamw_8bit")
     if config.data.max_length > 256:

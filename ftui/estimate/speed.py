@@ -50,6 +50,8 @@ def step_flops(arch: Architecture, setup: TrainingSetup) -> float:
     )
     forward = 2 * matmul_weights * tokens + attention
     backward_factor = 2.0 if setup.method in ("full", "freeze") else 1.0
+    if setup.trained_top_layers is not None:  # backward stops below the lowest trained block
+        backward_factor *= min(1.0, setup.trained_top_layers / arch.layers)
     recompute = 1.0 if setup.gradient_checkpointing else 0.0
     return forward * (1.0 + backward_factor + recompute)
 
@@ -60,8 +62,11 @@ def estimate_time(
     gpu: GPU | None,
     dataset_tokens: int = 0,
     price_per_hour: float | None = None,
+    dataset_rows: int = 0,
+    packed: bool = False,
 ) -> TimeEstimate:
-    """Seconds per step on `gpu` (None = this CPU) and per epoch over `dataset_tokens`."""
+    """Seconds per step on `gpu` (None = this CPU) and per epoch: rows / batch for padded
+    instruction data, dataset_tokens / (batch x max length) when sequences are packed."""
     if gpu is None:
         seconds = step_flops(arch, setup) / CPU_FLOPS
     else:
@@ -69,7 +74,10 @@ def estimate_time(
         compute = step_flops(arch, setup) / (gpu.peak_tflops * 1e12 * utilization)
         seconds = max(compute, arch.layers * GPU_SECONDS_PER_LAYER)
     tokens_per_step = setup.batch_size * setup.seq_len
-    steps = math.ceil(dataset_tokens / tokens_per_step) if dataset_tokens else 0
+    if dataset_rows and not packed:  # one padded row per batch slot
+        steps = math.ceil(dataset_rows / setup.batch_size)
+    else:  # packed sequences fill every slot
+        steps = math.ceil(dataset_tokens / tokens_per_step) if dataset_tokens else 0
     price = price_per_hour if price_per_hour is not None else (gpu.price_per_hour if gpu else 0)
     epoch_seconds = steps * seconds
     return TimeEstimate(

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import functools
 import math
+import os
+import re
 import typing
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +24,7 @@ import pandas as pd
 
 from ftui.config import ConfigError, FtuiConfig, config_from_dict
 from ftui.estimate.gpus import CATALOG, GPU, find_gpu
+from ftui.heavy_imports import import_heavy_libraries
 from ftui.methods import METHODS, OBJECTIVES, TRAINING_METHODS, compatible_formats, method_table
 from ftui.recommend import Recommendation, recommend
 
@@ -50,6 +53,8 @@ METHOD_FIELDS: dict[str, tuple[str, ...]] = {
 METHOD_FIELDS["qlora"] = (*METHOD_FIELDS["lora"], "quant_type", "double_quant")
 METHOD_FIELDS["lora_8bit"] = METHOD_FIELDS["lora"]
 CPU_ONLY = "CPU only"
+ARROW = re.compile(r"\s*->\s*(needs\s+)?")  # the estimator's "change -> [needs] 11.7 GB"
+FITS_COLUMNS = ("GPU", "memory GB", "needs GB", "fits", "time / epoch", "$ / hour", "cost / epoch")
 LENGTH_ASSUMPTION = "half the max length"
 
 
@@ -59,6 +64,7 @@ LENGTH_ASSUMPTION = "half the max length"
 @functools.lru_cache(maxsize=8)
 def architecture(name_or_path: str, trust_remote_code: bool = False) -> Any:
     """The model's transformers config, read once per model (no weights)."""
+    import_heavy_libraries()
     from ftui.params import load_architecture
 
     return load_architecture(name_or_path or "default", trust_remote_code)
@@ -131,7 +137,13 @@ def estimate_for_ui(
         gpu = find_gpu(gpu_name)
         tokens = epoch_tokens(dataset_rows, config.data.max_length, mean_tokens)
         on_gpu = estimate_run(
-            config, hf_config, device="cuda", gpu=gpu, dataset_tokens=tokens, price_per_hour=price
+            config,
+            hf_config,
+            device="cuda",
+            gpu=gpu,
+            dataset_tokens=tokens,
+            price_per_hour=price,
+            dataset_rows=dataset_rows,
         )
         main = on_gpu
         if device == "cpu":
@@ -140,6 +152,7 @@ def estimate_for_ui(
                 hf_config,
                 device="cpu",
                 dataset_tokens=tokens,
+                dataset_rows=dataset_rows,
                 price_per_hour=price,
                 with_suggestions=False,
             )
@@ -153,8 +166,10 @@ def estimate_for_ui(
         "time": time_markdown(main, config, place, dataset_rows, tokens, mean_tokens),
         "memory": memory_markdown(main, place),
         "components": components_frame(main.memory.components),
-        "fits": fits_frame(config, hf_config, on_gpu, gpu, price, tokens),
-        "suggestions": suggestions_markdown(on_gpu, gpu),
+        "fits": fits_frame(config, hf_config, on_gpu, gpu, price, tokens, dataset_rows),
+        "suggestions": "\n\n".join(
+            filter(None, [ram_markdown(main), suggestions_markdown(on_gpu, gpu)])
+        ),
         "model_params": _base_params(hf_config),
         "trainable_params": main.trainable_params,
         "peak_bytes": main.memory.peak_bytes,
@@ -169,7 +184,7 @@ def _failure(message: str) -> dict[str, Any]:
         "time": "",
         "memory": "",
         "components": None,
-        "fits": None,
+        "fits": pd.DataFrame(columns=FITS_COLUMNS),
         "suggestions": "",
         "model_params": 0,
         "trainable_params": 0,
@@ -220,8 +235,13 @@ def time_markdown(
     ]
     if rows and tokens:
         mean = f"{mean_tokens:,.0f} tokens" if mean_tokens else f"{length // 2:,} tokens"
+        how = (
+            f"{rows:,} rows x {mean} ≈ {tokens:,} tokens packed"
+            if config.method.objective == "domain"
+            else f"{rows:,} rows, one per batch slot"
+        )
         lines.append(
-            f"**One epoch:** {rows:,} rows x {mean} ≈ {tokens:,} tokens: "
+            f"**One epoch:** {time.steps_per_epoch:,} steps ({how}): "
             f"{format_duration(time.seconds_per_epoch)}, {format_money(time.cost_per_epoch)}."
         )
     else:
@@ -239,14 +259,14 @@ def time_markdown(
 def memory_markdown(estimate: Estimate, place: str) -> str:
     memory = estimate.memory
     needs = memory.required_bytes() / GB
-    where = "a GPU needs" if estimate.device == "cuda" else "needs about"
-    extra = (
-        " (allocator headroom and the CUDA context included)" if estimate.device == "cuda" else ""
-    )
+    if estimate.device == "cuda":
+        need = f"a GPU needs {needs:.2f} GB free (allocator headroom and CUDA context included)"
+    else:
+        need = f"needs about {needs:.2f} GB of free RAM"
     return (
-        f"**Peak memory on {place}: {memory.peak_bytes / GB:.2f} GB**; {where} "
-        f"{needs:.2f} GB free{extra}. The peak holds the whole-run parts plus the larger of "
-        "the backward pass and the optimizer step, so the bars do not simply add up."
+        f"**Peak memory on {place}: {memory.peak_bytes / GB:.2f} GB**; {need}. The peak holds "
+        "the whole-run parts plus the larger of the backward pass and the optimizer step, so "
+        "the bars do not simply add up."
     )
 
 
@@ -265,6 +285,7 @@ def fits_frame(
     chosen: GPU,
     price: float | None,
     tokens: int,
+    rows_in_epoch: int = 0,
 ) -> pd.DataFrame:
     """One row per GPU: memory, need, verdict, time and cost of an epoch there."""
     from ftui.estimate.arch import Architecture
@@ -277,7 +298,15 @@ def fits_frame(
     rows = []
     for gpu in gpus_to_judge():
         own_price = price if gpu.name == chosen.name and price is not None else gpu.price_per_hour
-        time = estimate_time(arch, setup, gpu, tokens, own_price)
+        time = estimate_time(
+            arch,
+            setup,
+            gpu,
+            dataset_tokens=tokens,
+            price_per_hour=own_price,
+            dataset_rows=rows_in_epoch,
+            packed=config.method.objective == "domain",
+        )
         fits = estimate.fits.get(gpu.name, needs <= gpu.memory_bytes)
         rows.append(
             {
@@ -293,6 +322,21 @@ def fits_frame(
     return pd.DataFrame(rows)
 
 
+def ram_markdown(estimate: Estimate) -> str:
+    """On CPU: whether it fits this machine's memory, and what shrinks it (GPUs: see below)."""
+    ram = machine_memory_bytes()
+    if estimate.device == "cuda" or not ram:
+        return ""
+    needs = estimate.memory.required_bytes()
+    if needs <= ram:
+        return f"**Fits in this machine's memory** with {(ram - needs) / GB:.1f} GB to spare."
+    return (
+        f"**Does not fit in this machine's memory:** needs {needs / GB:.1f} GB of "
+        f"{ram / GB:.1f} GB. Activations dominate on CPU: turn on gradient checkpointing, or "
+        "lower the batch size or the max length."
+    )
+
+
 def suggestions_markdown(estimate: Estimate, gpu: GPU) -> str:
     needs = estimate.memory.required_bytes() / GB
     have = gpu.memory_bytes / GB
@@ -301,7 +345,7 @@ def suggestions_markdown(estimate: Estimate, gpu: GPU) -> str:
     lines = [f"**Does not fit on {gpu.name}:** needs {needs:.1f} GB of {have:.0f} GB."]
     if estimate.suggestions:
         lines.append("Any one of these makes it fit:")
-        lines += [f"- {fix.replace(' -> ', ' → needs ')}" for fix in estimate.suggestions]
+        lines += ["- " + ARROW.sub(" → needs ", fix) for fix in estimate.suggestions]
     else:
         lines.append("No single change found: pick a smaller model or a bigger GPU.")
     return "\n".join(lines)
@@ -318,8 +362,8 @@ def compare_for_ui(
     price: float | None,
     dataset_rows: int,
     mean_tokens: float | None = None,
-) -> pd.DataFrame | str:
-    """Every method with the other settings unchanged; a message if the model cannot load.
+) -> tuple[pd.DataFrame, str]:
+    """Every method with the other settings unchanged, and a message if the model cannot load.
 
     Unlike `plan.compare_methods`, a method this architecture lacks (LLaMA-Adapter on Qwen)
     becomes a row saying so instead of failing the whole table, and time and cost are shown.
@@ -331,7 +375,7 @@ def compare_for_ui(
         hf_config = architecture(config.model.name_or_path, config.model.trust_remote_code)
         gpu = find_gpu(gpu_name)
     except Exception as exc:  # shown to the user instead
-        return f"No comparison: {_explain(exc)}"
+        return pd.DataFrame(columns=["method", "trainable"]), f"No comparison: {_explain(exc)}"
     tokens = epoch_tokens(dataset_rows, config.data.max_length, mean_tokens)
     rows = []
     for name in TRAINING_METHODS:
@@ -344,6 +388,7 @@ def compare_for_ui(
                 device=device,
                 gpu=gpu if device == "cuda" else None,
                 dataset_tokens=tokens,
+                dataset_rows=dataset_rows,
                 price_per_hour=price,
                 with_suggestions=False,
             )
@@ -366,7 +411,7 @@ def compare_for_ui(
         }
         rows.append(row)
     rows.append({"method": "few_shot", "trainable": "0", "note": "no training: longer prompts"})
-    return pd.DataFrame(rows).fillna("")
+    return pd.DataFrame(rows).fillna(""), ""
 
 
 # ---------------------------------------------------------------- catalog text
@@ -430,24 +475,18 @@ def recommend_for_ui(
         )
     except Exception as exc:  # shown to the user instead
         return None, f"**No recommendation:** {_explain(exc)}"
-    changes = ", ".join(
-        f"{key.split('.')[1].replace('_', ' ')} = {_setting_text(value)}"
-        for key, value in rec.settings.items()
-    )
-    why = rec.reason.partition(": ")[2] or rec.reason  # the heading already names the method
-    text = (
-        f"### Recommended: {METHODS[rec.method].title}\n**Why:** {why}\n\n**Apply** sets {changes}."
-    )
-    return rec, text
+    return rec, rec.markdown()
+
+
+def machine_memory_bytes() -> int:
+    """This machine's physical memory (0 where the OS does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return 0
 
 
 # ---------------------------------------------------------------- formatting
-
-
-def _setting_text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "on" if value else "off"
-    return str(value)
 
 
 def format_duration(seconds: float) -> str:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
+from gradio.context import Context
 
 from ftui.config import (
     DataConfig,
@@ -53,6 +54,7 @@ class MethodTab:
 
 
 def build_method_tab(dataset: gr.State, model_box: gr.Textbox) -> MethodTab:
+    parent = Context.block  # the gr.Tab that app.py opened for this tab, if any
     summary = gr.Markdown(selection_summary({}, "default"), elem_id="method-selection")
     rec = _recommender_section()
 
@@ -137,7 +139,8 @@ def build_method_tab(dataset: gr.State, model_box: gr.Textbox) -> MethodTab:
                 elem_id="method-tradeoffs",
                 interactive=False,
                 wrap=True,
-                max_height=700,
+                max_height=900,
+                column_widths=["12%", "17%", "19%", "17%", "17%", "18%"],
             )
 
     # ---------------------------------------------------------------- wiring
@@ -167,15 +170,12 @@ def build_method_tab(dataset: gr.State, model_box: gr.Textbox) -> MethodTab:
     def comparison(*values):
         return _comparison_view(*split(values))
 
-    def apply(chosen, *values):
-        """Set the recommended settings and show their estimate in one step."""
+    def apply(chosen):
+        """Set the recommended settings and show the method's explanation and settings."""
         if not chosen:
-            return [gr.skip()] * (len(widgets) + 1 + len(shown) + len(estimate_outputs))
-        current, where = split(values)
-        merged = {**current, **chosen}
+            return [gr.skip()] * (len(widgets) + 1 + len(shown))
         updates = [gr.update(value=chosen[key]) if key in chosen else gr.skip() for key in keys]
-        view = _method_view(merged["method.name"], fields)
-        return [*updates, *view, *_estimate_view(merged, where)]
+        return [*updates, *_method_view(chosen["method.name"], fields)]
 
     refresh = {
         "fn": estimate,
@@ -192,46 +192,59 @@ def build_method_tab(dataset: gr.State, model_box: gr.Textbox) -> MethodTab:
         "trigger_mode": "always_last",
     }
     text_boxes = [w for w in widgets if isinstance(w, gr.Textbox)]
-    triggers = [w.input for w in widgets if not isinstance(w, gr.Textbox)]
+    triggers = [w.input for w in widgets if not isinstance(w, gr.Textbox) and w is not method]
     triggers += [e for box in text_boxes for e in (box.submit, box.blur)]
-    triggers += [device.input, price.input, rows.input]
+    triggers += [price.input, rows.input]
     gr.on(triggers, api_name="method_estimate", **refresh).then(**compare_all)
-    # No triggers and no inputs: runs once when the page loads.
-    gr.on(None, lambda: None).then(**refresh).then(**compare_all)
+    # The first estimate runs when the tab is opened, not when the page loads: it imports
+    # torch and transformers, and two threads importing transformers for the first time at
+    # once fail (the Data tab's first tokenizer load is the usual other one).
+    if isinstance(parent, gr.Tab):
+        parent.select(**refresh).then(**compare_all)
+    else:  # no triggers and no inputs: runs once when the page loads
+        gr.on(None, lambda: None).then(**refresh).then(**compare_all)
 
+    # The explanation and the relevant settings first, then the estimate.
     method.input(
         lambda name: _method_view(name, fields), method, [info, *shown], show_progress="hidden"
-    )
-    gpu.input(lambda name: (catalog_price(name), name), gpu, [price, rec["resources"]]).then(
+    ).then(**refresh).then(**compare_all)
+    gpu.input(lambda name: (catalog_price(name), name), gpu, [price, rec.resources]).then(
         **refresh
     ).then(**compare_all)
-    device.input(
-        lambda dev, name: CPU_ONLY if dev == "cpu" else name, [device, gpu], rec["resources"]
+    device.input(_device_choice, [device, gpu], [price, rec.resources]).then(**refresh).then(
+        **compare_all
     )
     dataset.change(
-        _from_dataset, [dataset, model_box], [summary, rows, rec["rows"], max_length, objective]
+        _from_dataset, [dataset, model_box], [summary, rows, rec.rows, max_length, objective]
     ).then(**refresh).then(**compare_all)
     model_box.change(selection_summary, [dataset, model_box], summary)
 
-    rec["button"].click(
+    rec.button.click(
         _recommend,
-        [model_box, rec["resources"], rec["rows"], rec["specificity"], rec["performance"], dataset],
-        [rec["text"], rec["state"], rec["apply"]],
+        [model_box, rec.resources, rec.rows, rec.specificity, rec.performance, dataset],
+        [rec.text, rec.state, rec.apply],
         api_name="recommend",
     )
-    rec["apply"].click(
-        apply,
-        [rec["state"], *inputs],
-        [*widgets, info, *shown, *estimate_outputs],
-        show_progress="minimal",
-    ).then(**refresh).then(**compare_all)
+    rec.apply.click(apply, rec.state, [*widgets, info, *shown]).then(**refresh).then(**compare_all)
     return MethodTab(summary=summary, method=method, counts=counts, settings=settings)
 
 
 # ---------------------------------------------------------------- layout pieces
 
 
-def _recommender_section() -> dict[str, Any]:
+@dataclass
+class Recommender:
+    resources: gr.Dropdown
+    rows: gr.Number
+    specificity: gr.Radio
+    performance: gr.Radio
+    button: gr.Button
+    apply: gr.Button
+    text: gr.Markdown
+    state: gr.State  # the recommended settings, dotted config keys
+
+
+def _recommender_section() -> Recommender:
     with gr.Accordion("Not sure which method? Get a recommendation", open=True):
         with gr.Row(equal_height=True):
             resources = gr.Dropdown(
@@ -271,16 +284,9 @@ def _recommender_section() -> dict[str, Any]:
                 "Apply", interactive=False, elem_id="method-apply-button", scale=0, min_width=120
             )
         text = gr.Markdown("", elem_id="method-recommendation")
-    return {
-        "resources": resources,
-        "rows": rows,
-        "specificity": specificity,
-        "performance": performance,
-        "button": button,
-        "apply": apply,
-        "text": text,
-        "state": gr.State(None),
-    }
+    return Recommender(
+        resources, rows, specificity, performance, button, apply, text, gr.State(None)
+    )
 
 
 def _method_settings() -> dict[str, Any]:
@@ -361,16 +367,12 @@ def _estimate_view(settings: dict, where: tuple) -> tuple:
     view = estimate_for_ui(
         settings, device=device, gpu_name=gpu_name, price=price, dataset_rows=int(rows or 0)
     )
-    # A title that names the estimate also makes Gradio redraw the chart: a data-only update
-    # is sometimes dropped by the plot when other components change in the same response.
-    title = CHART_TITLE
-    if view["ok"]:
-        method = METHODS[settings["method.name"]].title
-        title = f"{CHART_TITLE}: {method}, peak {view['peak_bytes'] / 1e9:.2f} GB on {device}"
     return (
         view["counts"],
         view["time"],
-        gr.BarPlot(value=view["components"], sort=CHART_ORDER, title=title),
+        # data only: a new title or sort would make Gradio redraw the plot from scratch, which
+        # races with its data update and can leave the previous bars on screen
+        view["components"],
         view["memory"],
         view["fits"],
         view["suggestions"],
@@ -379,10 +381,9 @@ def _estimate_view(settings: dict, where: tuple) -> tuple:
 
 def _comparison_view(settings: dict, where: tuple) -> tuple:
     device, gpu_name, price, rows = where
-    table = compare_for_ui(
+    return compare_for_ui(
         settings, device=device, gpu_name=gpu_name, price=price, dataset_rows=int(rows or 0)
     )
-    return (None, table) if isinstance(table, str) else (table, "")
 
 
 def _method_view(name: str, fields: list[str]) -> list:
@@ -390,6 +391,13 @@ def _method_view(name: str, fields: list[str]) -> list:
     relevant = METHOD_FIELDS.get(name, ())
     shown = [gr.update(visible=field in relevant) for field in fields]
     return [method_markdown(name), *shown, gr.update(visible=not relevant)]
+
+
+def _device_choice(device: str, gpu_name: str) -> tuple[float, str]:
+    """Price and recommender resources follow the device: CPU is your own machine."""
+    if device == "cpu":
+        return 0.0, CPU_ONLY
+    return catalog_price(gpu_name), gpu_name
 
 
 def _from_dataset(dataset: dict, model: str):
