@@ -10,19 +10,21 @@ import pytest
 from transformers import Qwen2Config
 
 from ftui.config import ConfigError, MethodConfig, field_choices
+from ftui.estimate.catalog_view import (
+    compare_for_ui,
+    method_markdown,
+    recommend_for_ui,
+    tradeoff_frame,
+)
 from ftui.estimate.gpus import CATALOG
 from ftui.estimate.view import (
     COMPONENTS,
     FITS_COLUMNS,
     METHOD_FIELDS,
-    compare_for_ui,
     config_from_settings,
     epoch_tokens,
     estimate_for_ui,
-    method_markdown,
     objective_for_format,
-    recommend_for_ui,
-    tradeoff_frame,
 )
 from ftui.methods import METHODS, TRAINING_METHODS
 from ftui.recommend import recommend

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import functools
 import math
-import os
 import re
 import typing
 from typing import TYPE_CHECKING, Any
@@ -24,9 +23,9 @@ import pandas as pd
 
 from ftui.config import ConfigError, FtuiConfig, config_from_dict
 from ftui.estimate.gpus import CATALOG, GPU, find_gpu
+from ftui.estimate.plan import machine_ram_bytes
 from ftui.heavy_imports import import_heavy_libraries
-from ftui.methods import METHODS, OBJECTIVES, TRAINING_METHODS, compatible_formats, method_table
-from ftui.recommend import Recommendation, recommend
+from ftui.methods import METHODS, OBJECTIVES, compatible_formats
 
 if TYPE_CHECKING:
     from ftui.estimate.plan import Estimate
@@ -157,7 +156,7 @@ def estimate_for_ui(
                 with_suggestions=False,
             )
     except Exception as exc:  # any failure becomes a message, the page stays up
-        return _failure(_explain(exc))
+        return _failure(explain_error(exc))
     place = gpu.name if device == "cuda" else "CPU"
     return {
         "ok": True,
@@ -170,7 +169,7 @@ def estimate_for_ui(
         "suggestions": "\n\n".join(
             filter(None, [ram_markdown(main), suggestions_markdown(on_gpu, gpu)])
         ),
-        "model_params": _base_params(hf_config),
+        "model_params": base_params(hf_config),
         "trainable_params": main.trainable_params,
         "peak_bytes": main.memory.peak_bytes,
     }
@@ -192,14 +191,14 @@ def _failure(message: str) -> dict[str, Any]:
     }
 
 
-def _explain(exc: Exception) -> str:
+def explain_error(exc: Exception) -> str:
     text = str(exc).strip() or type(exc).__name__
     if isinstance(exc, (ConfigError, ValueError, RuntimeError, OSError)):
         return text
     return f"the estimator failed ({type(exc).__name__}: {text[:300]})"
 
 
-def _base_params(hf_config: Any) -> int:
+def base_params(hf_config: Any) -> int:
     from ftui.estimate.arch import Architecture
 
     return Architecture.from_hf_config(hf_config).total_params
@@ -324,7 +323,7 @@ def fits_frame(
 
 def ram_markdown(estimate: Estimate) -> str:
     """On CPU: whether it fits this machine's memory, and what shrinks it (GPUs: see below)."""
-    ram = machine_memory_bytes()
+    ram = machine_ram_bytes()
     if estimate.device == "cuda" or not ram:
         return ""
     needs = estimate.memory.required_bytes()
@@ -349,141 +348,6 @@ def suggestions_markdown(estimate: Estimate, gpu: GPU) -> str:
     else:
         lines.append("No single change found: pick a smaller model or a bigger GPU.")
     return "\n".join(lines)
-
-
-# ---------------------------------------------------------------- all methods
-
-
-def compare_for_ui(
-    settings: dict[str, Any],
-    *,
-    device: str,
-    gpu_name: str,
-    price: float | None,
-    dataset_rows: int,
-    mean_tokens: float | None = None,
-) -> tuple[pd.DataFrame, str]:
-    """Every method with the other settings unchanged, and a message if the model cannot load.
-
-    Unlike `plan.compare_methods`, a method this architecture lacks (LLaMA-Adapter on Qwen)
-    becomes a row saying so instead of failing the whole table, and time and cost are shown.
-    """
-    from ftui.estimate.plan import estimate_run
-
-    try:
-        config = config_from_settings(settings)
-        hf_config = architecture(config.model.name_or_path, config.model.trust_remote_code)
-        gpu = find_gpu(gpu_name)
-    except Exception as exc:  # shown to the user instead
-        return pd.DataFrame(columns=["method", "trainable"]), f"No comparison: {_explain(exc)}"
-    tokens = epoch_tokens(dataset_rows, config.data.max_length, mean_tokens)
-    rows = []
-    for name in TRAINING_METHODS:
-        row: dict[str, Any] = {"method": name}
-        try:
-            variant = config_from_settings({**settings, "method.name": name})
-            estimate = estimate_run(
-                variant,
-                hf_config,
-                device=device,
-                gpu=gpu if device == "cuda" else None,
-                dataset_tokens=tokens,
-                dataset_rows=dataset_rows,
-                price_per_hour=price,
-                with_suggestions=False,
-            )
-        except ValueError as exc:
-            rows.append({**row, "trainable": "not available", "note": str(exc)[:120]})
-            continue
-        needs = estimate.memory.required_bytes()
-        row |= {
-            "trainable": f"{estimate.trainable_params:,}",
-            "trainable %": f"{100 * estimate.trainable_params / estimate.total_params:.3g}",
-            "peak GB": f"{estimate.memory.peak_bytes / GB:.2f}",
-        }
-        if device == "cuda":
-            row[f"fits {gpu.name}"] = "yes" if needs <= gpu.memory_bytes else "no"
-            row["fits GPUs"] = f"{sum(estimate.fits.values())} of {len(estimate.fits)}"
-        row |= {
-            "s / step": f"{estimate.time.seconds_per_step:.3g}",
-            "time / epoch": format_duration(estimate.time.seconds_per_epoch) if tokens else "-",
-            "cost / epoch": format_money(estimate.time.cost_per_epoch) if tokens else "-",
-        }
-        rows.append(row)
-    rows.append({"method": "few_shot", "trainable": "0", "note": "no training: longer prompts"})
-    return pd.DataFrame(rows).fillna(""), ""
-
-
-# ---------------------------------------------------------------- catalog text
-
-
-def method_markdown(name: str) -> str:
-    """The method's one-line explanation, when to use it and its trade-offs."""
-    info = METHODS.get(name)
-    if info is None:
-        return f"Unknown method {name!r}."
-    return "\n".join(
-        [
-            f"### {info.title}",
-            info.summary,
-            "",
-            f"**When to use:** {info.when_to_use}",
-            "",
-            f"- **Trainable parameters:** {info.trainable_params}",
-            f"- **Compute cost:** {info.compute_cost}",
-            f"- **Model structure:** {info.structure_change}",
-            f"- **Training time:** {info.training_time}",
-            f"- **Inference latency:** {info.inference_latency}",
-        ]
-    )
-
-
-def tradeoff_frame() -> pd.DataFrame:
-    """The catalog's trade-off table with readable column names."""
-    names = {
-        "title": "method",
-        "trainable_params": "trainable parameters",
-        "compute_cost": "compute cost",
-        "structure_change": "model structure change",
-        "training_time": "training time",
-        "inference_latency": "inference latency (merged or not)",
-    }
-    return pd.DataFrame(method_table()).drop(columns=["name"]).rename(columns=names)
-
-
-# ---------------------------------------------------------------- recommender
-
-
-def recommend_for_ui(
-    model: str,
-    resources: str,
-    rows: float | None,
-    specificity: str,
-    performance: str,
-    data_format: str | None = None,
-) -> tuple[Recommendation | None, str]:
-    """The recommendation and its markdown, or None and a message."""
-    try:
-        params = _base_params(architecture(model or "default"))
-        rec = recommend(
-            gpu_memory_gb=gpu_memory_gb(resources),
-            dataset_rows=int(rows or 0),
-            task_specificity=specificity,
-            performance=performance,
-            model_params=params,
-            data_format=data_format,
-        )
-    except Exception as exc:  # shown to the user instead
-        return None, f"**No recommendation:** {_explain(exc)}"
-    return rec, rec.markdown()
-
-
-def machine_memory_bytes() -> int:
-    """This machine's physical memory (0 where the OS does not say)."""
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):
-        return 0
 
 
 # ---------------------------------------------------------------- formatting

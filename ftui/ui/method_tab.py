@@ -23,18 +23,20 @@ from ftui.config import (
     field_choices,
     field_help,
 )
+from ftui.estimate.catalog_view import (
+    compare_for_ui,
+    method_markdown,
+    recommend_for_ui,
+    tradeoff_frame,
+)
 from ftui.estimate.view import (
     COMPONENTS,
     CPU_ONLY,
     GPU_NAMES,
     METHOD_FIELDS,
     catalog_price,
-    compare_for_ui,
     estimate_for_ui,
-    method_markdown,
     objective_for_format,
-    recommend_for_ui,
-    tradeoff_frame,
 )
 from ftui.methods import METHODS
 from ftui.recommend import PERFORMANCE_HELP, PERFORMANCES, SPECIFICITIES, SPECIFICITY_HELP

@@ -1,0 +1,153 @@
+"""The Method tab's catalog side as plain values: all methods compared on one model, the
+catalog's explanations and trade-offs, and the recommender's proposal.
+
+Like `ftui.estimate.view`, nothing here raises for a user's input; problems come back as a
+message for the tab to show.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from ftui.estimate.gpus import find_gpu
+from ftui.estimate.view import (
+    GB,
+    architecture,
+    base_params,
+    config_from_settings,
+    epoch_tokens,
+    explain_error,
+    format_duration,
+    format_money,
+    gpu_memory_gb,
+)
+from ftui.methods import METHODS, TRAINING_METHODS, method_table
+from ftui.recommend import Recommendation, recommend
+
+# ---------------------------------------------------------------- all methods
+
+
+def compare_for_ui(
+    settings: dict[str, Any],
+    *,
+    device: str,
+    gpu_name: str,
+    price: float | None,
+    dataset_rows: int,
+    mean_tokens: float | None = None,
+) -> tuple[pd.DataFrame, str]:
+    """Every method with the other settings unchanged, and a message if the model cannot load.
+
+    Unlike `plan.compare_methods`, a method this architecture lacks (LLaMA-Adapter on Qwen)
+    becomes a row saying so instead of failing the whole table, and time and cost are shown.
+    """
+    from ftui.estimate.plan import estimate_run
+
+    try:
+        config = config_from_settings(settings)
+        hf_config = architecture(config.model.name_or_path, config.model.trust_remote_code)
+        gpu = find_gpu(gpu_name)
+    except Exception as exc:  # shown to the user instead
+        return pd.DataFrame(columns=["method", "trainable"]), f"No comparison: {explain_error(exc)}"
+    tokens = epoch_tokens(dataset_rows, config.data.max_length, mean_tokens)
+    rows = []
+    for name in TRAINING_METHODS:
+        row: dict[str, Any] = {"method": name}
+        try:
+            variant = config_from_settings({**settings, "method.name": name})
+            estimate = estimate_run(
+                variant,
+                hf_config,
+                device=device,
+                gpu=gpu if device == "cuda" else None,
+                dataset_tokens=tokens,
+                dataset_rows=dataset_rows,
+                price_per_hour=price,
+                with_suggestions=False,
+            )
+        except ValueError as exc:
+            rows.append({**row, "trainable": "not available", "note": str(exc)[:120]})
+            continue
+        needs = estimate.memory.required_bytes()
+        row |= {
+            "trainable": f"{estimate.trainable_params:,}",
+            "trainable %": f"{100 * estimate.trainable_params / estimate.total_params:.3g}",
+            "peak GB": f"{estimate.memory.peak_bytes / GB:.2f}",
+        }
+        if device == "cuda":
+            row[f"fits {gpu.name}"] = "yes" if needs <= gpu.memory_bytes else "no"
+            row["fits GPUs"] = f"{sum(estimate.fits.values())} of {len(estimate.fits)}"
+        row |= {
+            "s / step": f"{estimate.time.seconds_per_step:.3g}",
+            "time / epoch": format_duration(estimate.time.seconds_per_epoch) if tokens else "-",
+            "cost / epoch": format_money(estimate.time.cost_per_epoch) if tokens else "-",
+        }
+        rows.append(row)
+    rows.append({"method": "few_shot", "trainable": "0", "note": "no training: longer prompts"})
+    return pd.DataFrame(rows).fillna(""), ""
+
+
+# ---------------------------------------------------------------- catalog text
+
+
+def method_markdown(name: str) -> str:
+    """The method's one-line explanation, when to use it and its trade-offs."""
+    info = METHODS.get(name)
+    if info is None:
+        return f"Unknown method {name!r}."
+    return "\n".join(
+        [
+            f"### {info.title}",
+            info.summary,
+            "",
+            f"**When to use:** {info.when_to_use}",
+            "",
+            f"- **Trainable parameters:** {info.trainable_params}",
+            f"- **Compute cost:** {info.compute_cost}",
+            f"- **Model structure:** {info.structure_change}",
+            f"- **Training time:** {info.training_time}",
+            f"- **Inference latency:** {info.inference_latency}",
+        ]
+    )
+
+
+def tradeoff_frame() -> pd.DataFrame:
+    """The catalog's trade-off table with readable column names."""
+    names = {
+        "title": "method",
+        "trainable_params": "trainable parameters",
+        "compute_cost": "compute cost",
+        "structure_change": "model structure change",
+        "training_time": "training time",
+        "inference_latency": "inference latency (merged or not)",
+    }
+    return pd.DataFrame(method_table()).drop(columns=["name"]).rename(columns=names)
+
+
+# ---------------------------------------------------------------- recommender
+
+
+def recommend_for_ui(
+    model: str,
+    resources: str,
+    rows: float | None,
+    specificity: str,
+    performance: str,
+    data_format: str | None = None,
+) -> tuple[Recommendation | None, str]:
+    """The recommendation and its markdown, or None and a message."""
+    try:
+        params = base_params(architecture(model or "default"))
+        rec = recommend(
+            gpu_memory_gb=gpu_memory_gb(resources),
+            dataset_rows=int(rows or 0),
+            task_specificity=specificity,
+            performance=performance,
+            model_params=params,
+            data_format=data_format,
+        )
+    except Exception as exc:  # shown to the user instead
+        return None, f"**No recommendation:** {explain_error(exc)}"
+    return rec, rec.markdown()
