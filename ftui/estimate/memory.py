@@ -19,21 +19,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ftui.estimate.arch import LINEAR_NAMES, Architecture
+from ftui.translate import LORA_FAMILY
 
 GIB = 1024**3
 QUANTIZED_METHODS = {"qlora": 4, "lora_8bit": 8}
-PEFT_METHODS = {
-    "lora",
-    "qlora",
-    "lora_8bit",
-    "ia3",
-    "prefix",
-    "prompt",
-    "llama_adapter",
-    "bottleneck",
-}
 
-LORA_FAMILY = {"lora", "qlora", "lora_8bit"}
 # CALIBRATED: bytes per token and vocabulary entry at the loss (logits, their fp32 copy,
 # log-softmax output and its gradient alive together); fitted on the measured grids.
 LOGIT_BYTES_PER_VOCAB = 12.5

@@ -19,19 +19,7 @@ from ftui.estimate.arch import LINEAR_NAMES, Architecture
 from ftui.estimate.gpus import CATALOG, GPU, local_gpu
 from ftui.estimate.memory import MemoryEstimate, TrainingSetup, estimate_memory
 from ftui.estimate.speed import TimeEstimate, estimate_time
-
-TRAINING_METHODS = (
-    "full",
-    "freeze",
-    "lora",
-    "qlora",
-    "lora_8bit",
-    "ia3",
-    "prefix",
-    "prompt",
-    "llama_adapter",
-    "bottleneck",
-)
+from ftui.methods import TRAINING_METHODS
 
 
 @dataclass
