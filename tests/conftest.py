@@ -22,6 +22,15 @@ os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = REPO_ROOT / "presets" / "data"
+# A 3-layer Llama for tests that build real models fast.
+TINY_LLAMA = dict(
+    vocab_size=256,
+    hidden_size=64,
+    intermediate_size=128,
+    num_hidden_layers=3,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+)
 
 
 def free_port() -> int:

@@ -7,6 +7,7 @@ import time
 
 import pytest
 import torch
+from conftest import TINY_LLAMA as TINY
 from transformers import AutoModelForCausalLM, LlamaConfig, Qwen2Config
 
 from ftui.config import FtuiConfig, MethodConfig
@@ -15,14 +16,6 @@ from ftui.models import ModelLoadError
 from ftui.params import ParamCounts, count_all_methods, count_parameters, load_architecture
 from ftui.translate import apply_method, model_load_kwargs
 
-TINY = dict(
-    vocab_size=256,
-    hidden_size=64,
-    intermediate_size=128,
-    num_hidden_layers=3,
-    num_attention_heads=4,
-    num_key_value_heads=2,
-)
 BUNDLED_TOTAL = 134_515_008  # SmolLM2-135M: tied embeddings counted once
 
 METHOD_CASES = {

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import TINY_LLAMA as TINY
 from peft import (
     AdaptionPromptConfig,
     IA3Config,
@@ -26,15 +27,6 @@ from ftui.translate import (
     peft_config,
     quantization_config,
     target_modules,
-)
-
-TINY = dict(
-    vocab_size=256,
-    hidden_size=64,
-    intermediate_size=128,
-    num_hidden_layers=3,
-    num_attention_heads=4,
-    num_key_value_heads=2,
 )
 
 
