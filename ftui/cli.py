@@ -4,6 +4,8 @@
     ftui data check FILE [--format F] [--json]      # exit 0 valid, 2 invalid
     ftui model prepare [MODEL]                      # convert/cache the bundled model now
     ftui estimate CONFIG.yaml [--gpu NAME] [--json]
+    ftui train CONFIG.yaml [--workspace DIR] [--wait]   # starts a run, prints its id
+    ftui train RUN_DIR [--resume]                      # trains that run in this process
     ftui estimate --model ID_OR_PATH --method M [--seq-len N --batch-size B --lora-r R
                   --lora-targets T --quant 4bit|8bit --gradient-checkpointing --optimizer O
                   --device cpu|cuda --gpu NAME --price USD] [--json]
@@ -55,7 +57,17 @@ def _build_parser() -> argparse.ArgumentParser:
     prepare.set_defaults(handler=_model_prepare)
 
     _add_estimate_parser(commands)
+    _add_train_parser(commands)
     return parser
+
+
+def _add_train_parser(commands) -> None:
+    train = commands.add_parser("train", help="start a training run in the background")
+    train.add_argument("target", help="a YAML config, or a run folder (what the runner starts)")
+    train.add_argument("--workspace", default=None, help="folder for runs (default ./workspace)")
+    train.add_argument("--wait", action="store_true", help="wait for the run to finish")
+    train.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    train.set_defaults(handler=_train)
 
 
 def _add_estimate_parser(commands) -> None:
@@ -120,4 +132,32 @@ def _estimate(args: argparse.Namespace) -> int:
         print(json.dumps(estimate.to_dict(), indent=2))
     else:
         print(render_estimate(estimate))
+    return EXIT_OK
+
+
+def _train(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    if (Path(args.target) / "config.yaml").is_file():
+        from ftui.train import train_run_dir  # the detached subprocess's side
+
+        return train_run_dir(args.target, resume=args.resume)
+
+    from ftui.config import ConfigError, load_config
+    from ftui.runner import start_run, wait_for
+    from ftui.workspace import Workspace
+
+    try:
+        config = load_config(args.target)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    run = start_run(config, Workspace.open(args.workspace))
+    print(run.run_id, flush=True)
+    if not args.wait:
+        return EXIT_OK
+    status = wait_for(run)
+    if status["state"] != "completed":
+        print(f"run {status['state']}: {status.get('error') or run.log_path}", file=sys.stderr)
+        return 1
     return EXIT_OK

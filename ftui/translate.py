@@ -142,6 +142,20 @@ def _llama_adapter_config(method: MethodConfig, hf_config: Any) -> Any:
     )
 
 
+# ftui's optimizer names -> transformers' TrainingArguments.optim names
+TRAINER_OPTIMIZERS = {
+    "adamw_torch": "adamw_torch",
+    "adamw_8bit": "adamw_bnb_8bit",
+    "sgd": "sgd",
+    "adafactor": "adafactor",
+}
+
+
+def trainer_optimizer(config: FtuiConfig) -> str:
+    """The `optim` value for transformers' TrainingArguments (TRL's SFTConfig)."""
+    return TRAINER_OPTIMIZERS[config.train.optimizer]
+
+
 def model_load_kwargs(config: FtuiConfig, device: str) -> dict[str, Any]:
     """Keyword arguments for AutoModelForCausalLM.from_pretrained for this config.
 

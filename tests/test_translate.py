@@ -260,3 +260,15 @@ def test_two_steps_change_every_trainable_parameter_and_no_frozen_one(case, tiny
         assert len(trainable) < len(before), "some parameters must stay frozen"
     if case in {"lora", "dora", "rslora", "qlora", "lora_8bit", "ia3", "prefix", "prompt"}:
         assert isinstance(model, PeftModel)
+
+
+def test_every_optimizer_choice_maps_to_a_transformers_name():
+    from transformers.training_args import OptimizerNames
+
+    from ftui.config import FtuiConfig, TrainConfig, field_choices
+    from ftui.translate import trainer_optimizer
+
+    for name in field_choices(TrainConfig, "optimizer"):
+        config = FtuiConfig()
+        config.train.optimizer = name
+        assert OptimizerNames(trainer_optimizer(config))

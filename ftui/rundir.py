@@ -1,0 +1,153 @@
+"""A run directory: the contract between the training subprocess and whoever watches it.
+
+    runs/<id>/
+        config.yaml     the resolved config, secrets masked
+        status.json     state (queued|running|completed|failed|cancelled), pid, heartbeat, error
+        metrics.jsonl   one JSON line per logged step, appended by the trainer's callback
+        train.log       the subprocess's stdout and stderr
+        checkpoints/    the trainer's output_dir
+        adapter/        the final PEFT adapter and tokenizer (full fine-tuning: model/)
+
+Writers replace status.json atomically (write a temp file, then rename), so a reader never
+sees half a file. Readers skip a metrics line that is still being written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ftui.config import FtuiConfig, config_to_dict, load_config
+
+STATES = ("queued", "running", "completed", "failed", "cancelled")
+FINISHED = ("completed", "failed", "cancelled")
+# Whole words of a key, so hub_token and API_KEY are masked but num_virtual_tokens is not.
+SECRET_WORDS = {"token", "secret", "password", "passwd", "apikey"}
+MASK = "***"
+
+
+def mask_secrets(data: Any) -> Any:
+    """A copy of plain data with the value of every key naming a secret replaced by ***."""
+    if isinstance(data, dict):
+        return {
+            key: MASK if _is_secret(key) and value not in (None, "") else mask_secrets(value)
+            for key, value in data.items()
+        }
+    if isinstance(data, list):
+        return [mask_secrets(item) for item in data]
+    return data
+
+
+def _is_secret(key: Any) -> bool:
+    if not isinstance(key, str):
+        return False
+    lowered = key.lower()
+    words = set(re.split(r"[^a-z0-9]+", lowered))
+    return bool(words & SECRET_WORDS) or "api_key" in lowered
+
+
+@dataclass(frozen=True)
+class RunDir:
+    path: Path
+
+    @property
+    def run_id(self) -> str:
+        return self.path.name
+
+    @property
+    def config_path(self) -> Path:
+        return self.path / "config.yaml"
+
+    @property
+    def status_path(self) -> Path:
+        return self.path / "status.json"
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / "metrics.jsonl"
+
+    @property
+    def log_path(self) -> Path:
+        return self.path / "train.log"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def adapter(self) -> Path:
+        return self.path / "adapter"
+
+    @property
+    def model(self) -> Path:
+        return self.path / "model"
+
+    # ------------------------------------------------------------ config
+
+    def write_config(self, config: FtuiConfig) -> None:
+        text = yaml.safe_dump(
+            mask_secrets(config_to_dict(config)), sort_keys=False, allow_unicode=True
+        )
+        _write_atomic(self.config_path, text)
+
+    def read_config(self) -> FtuiConfig:
+        return load_config(self.config_path)
+
+    # ------------------------------------------------------------ status
+
+    def write_status(self, state: str, **fields: Any) -> dict[str, Any]:
+        """Replace status.json, keeping earlier fields (pid, started) unless given anew."""
+        if state not in STATES:
+            raise ValueError(f"unknown run state {state!r}; one of {', '.join(STATES)}")
+        status = {**self.read_status(), **fields, "state": state, "updated": time.time()}
+        _write_atomic(self.status_path, json.dumps(status, indent=2))
+        return status
+
+    def read_status(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.status_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+
+    def heartbeat(self) -> None:
+        status = self.read_status()
+        self.write_status(status.get("state", "running"), heartbeat=time.time())
+
+    # ------------------------------------------------------------ metrics
+
+    def append_metrics(self, record: dict[str, Any]) -> None:
+        with self.metrics_path.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+    def read_metrics(self) -> list[dict[str, Any]]:
+        try:
+            lines = self.metrics_path.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            return []
+        records = []
+        for line in lines:
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue  # the last line may be mid-write
+        return records
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
