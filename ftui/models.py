@@ -195,13 +195,18 @@ def load_model(config: ModelConfig | None = None) -> LoadedModel:
 
 
 def _hub_error(name: str, exc: Exception) -> ModelLoadError:
+    return ModelLoadError(
+        f"Could not load model '{name}': {hub_failure_reason(exc)}. It is not a local folder "
+        "with a config.json either. Check the id, connect to the network, or download the "
+        "model elsewhere and give its local folder."
+    )
+
+
+def hub_failure_reason(exc: Exception) -> str:
+    """Why a Hub download failed, in words, with the library's first line of detail."""
     offline = os.environ.get("HF_HUB_OFFLINE") == "1"
     reason = "the Hub is switched off (HF_HUB_OFFLINE=1)" if offline else "it could not be read"
-    return ModelLoadError(
-        f"Could not load model '{name}': {reason}. It is not a local folder with a "
-        "config.json either. Check the id, connect to the network, or download the model "
-        f"elsewhere and give its local folder. ({type(exc).__name__}: {_first_line(exc)})"
-    )
+    return f"{reason} ({type(exc).__name__}: {_first_line(exc)})"
 
 
 def _first_line(exc: Exception) -> str:

@@ -28,6 +28,7 @@ from ftui.models import (
     ModelLoadError,
     bundled_gguf_path,
     bundled_model_dir,
+    hub_failure_reason,
     is_bundled_model_ready,
 )
 from ftui.translate import LORA_FAMILY, apply_method
@@ -83,19 +84,16 @@ def _local_architecture(path: Path, trust_remote_code: bool) -> Any:
 
 
 def _hub_architecture(model_id: str, trust_remote_code: bool) -> Any:
-    import os
 
     from transformers import AutoConfig
 
     try:
         return AutoConfig.from_pretrained(model_id, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as exc:
-        offline = os.environ.get("HF_HUB_OFFLINE") == "1"
-        reason = "the Hub is switched off (HF_HUB_OFFLINE=1)" if offline else "it could not be read"
         raise ModelLoadError(
-            f"Could not read the architecture of '{model_id}': {reason}, and it is not a "
-            "local folder or config.json file. Check the id, connect to the network, or give "
-            f"the path of its config.json. ({type(exc).__name__}: {str(exc)[:200]})"
+            f"Could not read the architecture of '{model_id}': {hub_failure_reason(exc)}. It "
+            "is not a local folder or config.json file either. Check the id, connect to the "
+            "network, or give the path of its config.json."
         ) from None
 
 

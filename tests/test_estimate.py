@@ -51,14 +51,7 @@ def test_gpu_estimates_match_the_h100_grid():
     assert median <= 0.10 and worst <= 0.20, (median, worst)
 
 
-LLAMA2_7B = LlamaConfig(
-    hidden_size=4096,
-    intermediate_size=11008,
-    num_hidden_layers=32,
-    num_attention_heads=32,
-    num_key_value_heads=32,
-    vocab_size=32000,
-)
+LLAMA2_7B = LlamaConfig(**ARCHS["llama-2-7b"])
 LLAMA2_13B = LlamaConfig(
     hidden_size=5120,
     intermediate_size=13824,
