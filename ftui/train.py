@@ -23,12 +23,18 @@ from typing import Any
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback, set_seed
-from trl import SFTConfig, SFTTrainer
+from trl import SFTTrainer
 
+from ftui.config import FtuiConfig
 from ftui.data.training_data import load_training_data
 from ftui.models import choose_device, resolve_model_dir
 from ftui.rundir import RunDir
-from ftui.translate import PEFT_METHODS, apply_method, model_load_kwargs, trainer_optimizer
+from ftui.translate import (
+    PEFT_METHODS,
+    apply_method,
+    model_load_kwargs,
+    sft_arguments,
+)
 
 ERROR_LINES = 15  # traceback lines kept in status.json
 
@@ -51,6 +57,19 @@ def train_run_dir(path: str | Path, resume: bool = False) -> int:
 
 def train(run: RunDir, resume: bool = False) -> None:
     config = run.read_config()
+    trainer = build_trainer(config, run.checkpoints, callbacks=[RunDirCallback(run)])
+    trainer.train(resume_from_checkpoint=True if resume else None)
+
+    # PEFT adapters save as adapter_config.json + adapter_model.safetensors: loadable by
+    # PeftModel.from_pretrained without ftui. Other methods save the whole model.
+    target = run.adapter if config.method.name in PEFT_METHODS else run.model
+    trainer.model.save_pretrained(target)
+    trainer.processing_class.save_pretrained(target)
+    print(f"[ftui] saved to {target}")
+
+
+def build_trainer(config: FtuiConfig, output_dir: Path, callbacks: list[Any]) -> SFTTrainer:
+    """Tokenizer, model, method, data and TRL trainer for `config`, ready to train."""
     set_seed(config.train.seed)
 
     # Tokenizer and model: dtype, attention and quantization all come from the translator.
@@ -70,59 +89,22 @@ def train(run: RunDir, resume: bool = False) -> None:
     train_data, eval_data = load_training_data(config.data)
     print(f"[ftui] {len(train_data)} training rows, {len(eval_data or [])} validation rows")
 
-    # Mixed precision only on CUDA: bf16 matmuls on CPU are many times slower than fp32.
-    on_cuda = device.startswith("cuda")
-    dtype = load_kwargs["dtype"]
-    domain = config.method.objective == "domain"
-    # Best-fit packing needs flash attention to keep packed rows apart; else wrap rows.
-    flash = config.model.attn_implementation == "flash_attention_2"
-    packing_strategy = "bfd" if flash else "wrapped"
-    args = SFTConfig(
-        output_dir=str(run.checkpoints),
-        num_train_epochs=config.train.epochs,
-        max_steps=config.train.max_steps,
-        learning_rate=config.train.learning_rate,
-        per_device_train_batch_size=config.train.batch_size,
-        per_device_eval_batch_size=config.train.batch_size,
-        gradient_accumulation_steps=config.train.gradient_accumulation,
-        # TRL turns checkpointing on by default; the config decides.
-        gradient_checkpointing=config.train.gradient_checkpointing,
-        gradient_checkpointing_kwargs={"use_reentrant": False},
-        optim=trainer_optimizer(config),
-        warmup_steps=config.train.warmup_ratio,  # a float below 1 is a ratio of all steps
-        bf16=on_cuda and dtype == torch.bfloat16,
-        fp16=on_cuda and dtype == torch.float16,
-        use_cpu=not on_cuda,
-        max_length=config.data.max_length,
-        # Loss on the answers only: TRL masks the prompt of prompt/completion rows.
-        completion_only_loss=not domain and "prompt" in train_data.column_names,
-        packing=domain,
-        packing_strategy=packing_strategy,
-        eval_strategy="steps" if eval_data is not None else "no",
-        eval_steps=config.train.eval_every,
-        save_strategy="steps",
-        save_steps=config.train.save_every,
-        logging_steps=1,
-        report_to="none",
-        seed=config.train.seed,
-        data_seed=config.data.seed,
+    args = sft_arguments(
+        config,
+        output_dir=output_dir,
+        device=device,
+        dtype=load_kwargs["dtype"],
+        columns=train_data.column_names,
+        has_validation=eval_data is not None,
     )
-    trainer = SFTTrainer(
+    return SFTTrainer(
         model=model,
         args=args,
         train_dataset=train_data,
         eval_dataset=eval_data,
         processing_class=tokenizer,
-        callbacks=[RunDirCallback(run)],
+        callbacks=callbacks,
     )
-    trainer.train(resume_from_checkpoint=True if resume else None)
-
-    # PEFT adapters save as adapter_config.json + adapter_model.safetensors: loadable by
-    # PeftModel.from_pretrained without ftui. Other methods save the whole model.
-    target = run.adapter if config.method.name in PEFT_METHODS else run.model
-    trainer.model.save_pretrained(target)
-    tokenizer.save_pretrained(target)
-    print(f"[ftui] saved to {target}")
 
 
 class RunDirCallback(TrainerCallback):

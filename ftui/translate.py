@@ -232,3 +232,56 @@ def _freeze_lower_blocks(model: Any, trainable_layers: int) -> Any:
                 param.requires_grad_(True)
             break
     return model
+
+
+def sft_arguments(
+    config: FtuiConfig,
+    output_dir: Any,
+    device: str,
+    dtype: Any,
+    columns: list[str],
+    has_validation: bool,
+) -> Any:
+    """TRL's SFTConfig for this run: precision, batching, loss masking, eval and saving.
+
+    `columns` are the training dataset's columns (prompt/completion rows get the loss on the
+    completion only); `dtype` is the model's load dtype from `model_load_kwargs`.
+    """
+    import torch
+    from trl import SFTConfig
+
+    # Mixed precision only on CUDA: bf16 matmuls on CPU are many times slower than fp32.
+    on_cuda = device.startswith("cuda")
+    domain = config.method.objective == "domain"
+    # Best-fit packing needs flash attention to keep packed rows apart; else wrap rows.
+    flash = config.model.attn_implementation == "flash_attention_2"
+    return SFTConfig(
+        output_dir=str(output_dir),
+        num_train_epochs=config.train.epochs,
+        max_steps=config.train.max_steps,
+        learning_rate=config.train.learning_rate,
+        per_device_train_batch_size=config.train.batch_size,
+        per_device_eval_batch_size=config.train.batch_size,
+        gradient_accumulation_steps=config.train.gradient_accumulation,
+        # TRL turns checkpointing on by default; the config decides.
+        gradient_checkpointing=config.train.gradient_checkpointing,
+        gradient_checkpointing_kwargs={"use_reentrant": False},
+        optim=trainer_optimizer(config),
+        warmup_steps=config.train.warmup_ratio,  # a float below 1 is a ratio of all steps
+        bf16=on_cuda and dtype == torch.bfloat16,
+        fp16=on_cuda and dtype == torch.float16,
+        use_cpu=not on_cuda,
+        max_length=config.data.max_length,
+        # Loss on the answers only: TRL masks the prompt of prompt/completion rows.
+        completion_only_loss=not domain and "prompt" in columns,
+        packing=domain,
+        packing_strategy="bfd" if flash else "wrapped",
+        eval_strategy="steps" if has_validation else "no",
+        eval_steps=config.train.eval_every,
+        save_strategy="steps",
+        save_steps=config.train.save_every,
+        logging_steps=1,
+        report_to="none",
+        seed=config.train.seed,
+        data_seed=config.data.seed,
+    )
