@@ -4,8 +4,11 @@
     ftui data check FILE [--format F] [--json]      # exit 0 valid, 2 invalid
     ftui model prepare [MODEL]                      # convert/cache the bundled model now
     ftui estimate CONFIG.yaml [--gpu NAME] [--json]
-    ftui train CONFIG.yaml [--workspace DIR] [--wait]   # starts a run, prints its id
-    ftui train RUN_DIR [--resume]                      # trains that run in this process
+    ftui train CONFIG.yaml [--workspace DIR] [--owner NAME] [--wait]  # queue; prints the id
+    ftui train --resume RUN [--workspace DIR] [--wait]  # continue a failed/cancelled run
+    ftui runs [--workspace DIR] [--json]                # history and queue
+    ftui cancel RUN [--workspace DIR]                   # stop; hard kill after a grace period
+    ftui delete RUN [--workspace DIR]                   # remove a finished run and its files
     ftui estimate --model ID_OR_PATH --method M [--seq-len N --batch-size B --lora-r R
                   --lora-targets T --quant 4bit|8bit --gradient-checkpointing --optimizer O
                   --device cpu|cuda --gpu NAME --price USD] [--json]
@@ -58,16 +61,41 @@ def _build_parser() -> argparse.ArgumentParser:
 
     _add_estimate_parser(commands)
     _add_train_parser(commands)
+    _add_runs_parsers(commands)
     return parser
 
 
 def _add_train_parser(commands) -> None:
-    train = commands.add_parser("train", help="start a training run in the background")
-    train.add_argument("target", help="a YAML config, or a run folder (what the runner starts)")
+    train = commands.add_parser("train", help="queue a training run (it runs in the background)")
+    train.add_argument(
+        "target", nargs="?", help="a YAML config (a run folder trains in this process)"
+    )
     train.add_argument("--workspace", default=None, help="folder for runs (default ./workspace)")
+    train.add_argument("--owner", default="local", help="who the run belongs to")
     train.add_argument("--wait", action="store_true", help="wait for the run to finish")
-    train.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    train.add_argument(
+        "--resume", nargs="?", const=True, metavar="RUN",
+        help="continue a failed or cancelled run (its id) from its last checkpoint",
+    )  # fmt: skip
     train.set_defaults(handler=_train)
+
+
+def _add_runs_parsers(commands) -> None:
+    runs = commands.add_parser("runs", help="list runs: history and queue")
+    runs.add_argument("--workspace", default=None)
+    runs.add_argument("--json", action="store_true")
+    runs.set_defaults(handler=_runs)
+    for name, help in (
+        ("cancel", "stop a running or queued run (what it trained is saved)"),
+        ("delete", "delete a finished run and its files"),
+    ):
+        action = commands.add_parser(name, help=help)
+        action.add_argument("run", help="run id")
+        action.add_argument("--workspace", default=None)
+        action.set_defaults(handler=_run_action, action=name)
+    supervise = commands.add_parser("supervise", help=argparse.SUPPRESS)
+    supervise.add_argument("run_dir")
+    supervise.set_defaults(handler=_supervise)
 
 
 def _add_estimate_parser(commands) -> None:
@@ -138,21 +166,29 @@ def _estimate(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    if (Path(args.target) / "config.yaml").is_file():
-        from ftui.train import train_run_dir  # the detached subprocess's side
+    if args.target and (Path(args.target) / "config.yaml").is_file():
+        from ftui.train import train_run_dir  # the trainer subprocess's side
 
-        return train_run_dir(args.target, resume=args.resume)
+        return train_run_dir(args.target, resume=args.resume is True)
 
     from ftui.config import ConfigError, load_config
-    from ftui.runner import start_run, wait_for
+    from ftui.jobs import JobError, Jobs
+    from ftui.runner import wait_for
     from ftui.workspace import Workspace
 
+    jobs = Jobs(Workspace.open(args.workspace))
     try:
-        config = load_config(args.target)
-    except ConfigError as exc:
+        if isinstance(args.resume, str):
+            jobs.resume(args.resume)
+            run = jobs.run_dir(args.resume)
+        elif args.target:
+            run = jobs.submit(load_config(args.target), owner=args.owner)
+        else:
+            print("error: give a config file, or --resume RUN", file=sys.stderr)
+            return EXIT_INVALID
+    except (ConfigError, JobError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INVALID
-    run = start_run(config, Workspace.open(args.workspace))
     print(run.run_id, flush=True)
     if not args.wait:
         return EXIT_OK
@@ -161,3 +197,57 @@ def _train(args: argparse.Namespace) -> int:
         print(f"run {status['state']}: {status.get('error') or run.log_path}", file=sys.stderr)
         return 1
     return EXIT_OK
+
+
+def _runs(args: argparse.Namespace) -> int:
+    from ftui.jobs import Jobs
+    from ftui.workspace import Workspace
+
+    jobs = Jobs(Workspace.open(args.workspace))
+    jobs.refresh()
+    rows = jobs.list()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return EXIT_OK
+    print(f"{'run':44} {'state':10} {'method':8} {'steps':>5} {'eval loss':>9}  owner")
+    for row in rows:
+        state = row["state"] + (f" #{row['position']}" if "position" in row else "")
+        eval_loss = f"{row['eval_loss']:.4f}" if row["eval_loss"] is not None else "-"
+        steps = row["steps"] if row["steps"] is not None else "-"
+        method, owner = row["method"], row["owner"]
+        print(f"{row['id']:44} {state:10} {method:8} {steps:>5} {eval_loss:>9}  {owner}")
+    return EXIT_OK
+
+
+def _run_action(args: argparse.Namespace) -> int:
+    from ftui.jobs import JobError, Jobs
+    from ftui.workspace import Workspace
+
+    jobs = Jobs(Workspace.open(args.workspace))
+    try:
+        if args.action == "cancel":
+            print(jobs.cancel(args.run))
+        else:
+            jobs.delete(args.run)
+            print("deleted")
+    except JobError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    return EXIT_OK
+
+
+def _supervise(args: argparse.Namespace) -> int:
+    """The detached supervisor of one run (started by ftui.runner.launch)."""
+    from pathlib import Path
+
+    from ftui.jobs import Jobs, device_key
+    from ftui.rundir import RunDir
+    from ftui.runner import supervise, trainer_command
+    from ftui.workspace import Workspace
+
+    run = RunDir(Path(args.run_dir).resolve())
+    config = run.read_config()
+    resume = bool(run.read_status().get("resume"))
+    code = supervise(run, trainer_command(run, config, device_key(config), resume))
+    Jobs(Workspace(run.path.parent.parent)).dispatch()  # the next queued run, if any
+    return code

@@ -175,8 +175,26 @@ class TrainConfig:
     eval_every: int = _field(20, "Evaluate on the validation split every N steps.")
     save_every: int = _field(50, "Save a checkpoint every N steps.")
     seed: int = _field(42, "Seed for initialisation and data order.")
+    early_stopping_patience: int = _field(
+        0, "Stop when eval loss has not improved for this many evaluations; 0 = never."
+    )
+    num_processes: int = _field(
+        1,
+        "Training processes: one per GPU (DDP through accelerate), or CPU processes "
+        "(torchrun with the gloo backend).",
+    )
+    accelerate_config: str = _field(
+        "",
+        "An accelerate config file for several GPUs or nodes (FSDP, DeepSpeed); "
+        "empty = DDP with num_processes.",
+    )
+    report_to: str = _field(
+        "none", "Extra loggers, e.g. 'tensorboard' or 'wandb,mlflow' (must be installed)."
+    )
 
     def __post_init__(self) -> None:
+        if self.num_processes < 1:
+            raise ConfigError("train.num_processes must be at least 1")
         if self.batch_size < 1:
             raise ConfigError("train.batch_size must be at least 1")
         if self.learning_rate <= 0:

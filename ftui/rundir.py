@@ -5,8 +5,9 @@
         status.json     state (queued|running|completed|failed|cancelled), pid, heartbeat, error
         metrics.jsonl   one JSON line per logged step, appended by the trainer's callback
         train.log       the subprocess's stdout and stderr
-        checkpoints/    the trainer's output_dir
+        checkpoints/    the trainer's output_dir (checkpoint-<step>/)
         adapter/        the final PEFT adapter and tokenizer (full fine-tuning: model/)
+        cancel          present when someone asked the run to stop
 
 Writers replace status.json atomically (write a temp file, then rename), so a reader never
 sees half a file. Readers skip a metrics line that is still being written.
@@ -20,12 +21,14 @@ import re
 import tempfile
 import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from ftui.config import FtuiConfig, config_to_dict, load_config
+from ftui.workspace import Workspace
 
 STATES = ("queued", "running", "completed", "failed", "cancelled")
 FINISHED = ("completed", "failed", "cancelled")
@@ -90,6 +93,69 @@ class RunDir:
     def model(self) -> Path:
         return self.path / "model"
 
+    @property
+    def cancel_path(self) -> Path:
+        return self.path / "cancel"
+
+    @property
+    def output(self) -> Path | None:
+        """The saved adapter or model folder, when the run has saved one."""
+        for folder in (self.adapter, self.model):
+            if (folder / "config.json").is_file() or (folder / "adapter_config.json").is_file():
+                return folder
+        return None
+
+    # ------------------------------------------------------------ cancel
+
+    def request_cancel(self) -> None:
+        self.cancel_path.write_text(str(time.time()), encoding="utf-8")
+
+    def cancel_requested(self) -> bool:
+        return self.cancel_path.exists()
+
+    def cancel_requested_at(self) -> float | None:
+        try:
+            return float(self.cancel_path.read_text(encoding="utf-8"))
+        except (FileNotFoundError, ValueError):
+            return None
+
+    # ------------------------------------------------------------ checkpoints
+
+    def last_checkpoint(self) -> tuple[Path, int] | None:
+        """The newest complete checkpoint and its step, or None.
+
+        The trainer writes trainer_state.json last, so a checkpoint folder without a readable
+        one (the process died while saving) is skipped.
+        """
+        found = []
+        for folder in self.checkpoints.glob("checkpoint-*"):
+            step = folder.name.removeprefix("checkpoint-")
+            if not step.isdigit():
+                continue
+            try:
+                state = json.loads((folder / "trainer_state.json").read_text(encoding="utf-8"))
+            except (OSError, json.JSONDecodeError):
+                continue
+            if state.get("global_step") == int(step):
+                found.append((int(step), folder))
+        if not found:
+            return None
+        step, folder = max(found)
+        return folder, step
+
+    def log_tail(self, lines: int = 40) -> str:
+        """The last lines of train.log (progress-bar redraws split into lines)."""
+        try:
+            with self.log_path.open("rb") as handle:
+                handle.seek(0, os.SEEK_END)
+                size = handle.tell()
+                handle.seek(max(0, size - 64 * 1024))
+                text = handle.read().decode("utf-8", errors="replace")
+        except FileNotFoundError:
+            return ""
+        rows = [row for row in text.replace("\r", "\n").splitlines() if row.strip()]
+        return "\n".join(rows[-lines:])
+
     # ------------------------------------------------------------ config
 
     def write_config(self, config: FtuiConfig) -> None:
@@ -127,6 +193,11 @@ class RunDir:
         with self.metrics_path.open("a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
 
+    def keep_metrics_up_to(self, step: int) -> None:
+        """Drop metrics after `step`: a resumed run logs those steps again."""
+        kept = [record for record in self.read_metrics() if record.get("step", 0) <= step]
+        _write_atomic(self.metrics_path, "".join(json.dumps(r) + "\n" for r in kept))
+
     def read_metrics(self) -> list[dict[str, Any]]:
         try:
             lines = self.metrics_path.read_text(encoding="utf-8").splitlines()
@@ -139,6 +210,28 @@ class RunDir:
             except json.JSONDecodeError:
                 continue  # the last line may be mid-write
         return records
+
+
+def new_run_id(name: str) -> str:
+    """A sortable, unique-enough id: UTC time to the millisecond plus a short safe name."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-%f")[:-3]
+    short = re.sub(r"[^A-Za-z0-9_-]+", "-", name).strip("-")[:32] or "run"
+    return f"{stamp}-{short}"
+
+
+def create_run_dir(config: FtuiConfig, workspace: Workspace) -> RunDir:
+    """runs/<id>/ with config.yaml and a queued status."""
+    while True:
+        path = workspace.runs / new_run_id(config.name)
+        try:
+            path.mkdir(parents=True)
+            break
+        except FileExistsError:
+            time.sleep(0.002)
+    run = RunDir(path)
+    run.write_config(config)
+    run.write_status("queued", created=time.time())
+    return run
 
 
 def _write_atomic(path: Path, text: str) -> None:

@@ -18,6 +18,7 @@ import resource
 import sys
 import time
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,32 +41,103 @@ ERROR_LINES = 15  # traceback lines kept in status.json
 
 
 def train_run_dir(path: str | Path, resume: bool = False) -> int:
-    """Train the run in `path`; return the exit code (0 completed, 1 failed)."""
+    """Train the run in `path`; return the exit code (0 completed or cancelled, 1 failed).
+
+    With several processes (torchrun, accelerate launch) only rank 0 writes status.json.
+    """
     run = RunDir(Path(path))
+    main = _is_main_process()
+    world = os.environ.get("WORLD_SIZE", "1")
+    print(f"[ftui] process {os.environ.get('RANK', '0')} of {world}", flush=True)
     now = time.time()
-    run.write_status("running", pid=os.getpid(), started=now, heartbeat=now, error=None)
+    if main:
+        run.write_status("running", pid=os.getpid(), started=now, heartbeat=now, error=None)
     try:
-        train(run, resume=resume)
+        outcome = train(run, resume=resume)
+    except torch.OutOfMemoryError:
+        traceback.print_exc()
+        if main:
+            run.write_status("failed", error=_out_of_memory_message(run), finished=time.time())
+        return 1
     except Exception:
         traceback.print_exc()
         lines = traceback.format_exc().strip().splitlines()[-ERROR_LINES:]
-        run.write_status("failed", error="\n".join(lines), finished=time.time())
+        if main:
+            run.write_status("failed", error="\n".join(lines), finished=time.time())
         return 1
-    run.write_status("completed", finished=time.time())
+    if main:
+        run.write_status(outcome.state, error=outcome.note, finished=time.time())
     return 0
 
 
-def train(run: RunDir, resume: bool = False) -> None:
+@dataclass
+class Outcome:
+    state: str  # completed or cancelled
+    note: str | None = None
+
+
+def train(run: RunDir, resume: bool = False) -> Outcome:
+    """Train, save the adapter (or model), and say how it ended."""
     config = run.read_config()
-    trainer = build_trainer(config, run.checkpoints, callbacks=[RunDirCallback(run)])
-    trainer.train(resume_from_checkpoint=True if resume else None)
+    checkpoint = _checkpoint_to_resume(run) if resume else None
+    stopper = RunDirCallback(run)
+    trainer = build_trainer(config, run.checkpoints, callbacks=[stopper])
+    trainer.train(resume_from_checkpoint=checkpoint)
 
     # PEFT adapters save as adapter_config.json + adapter_model.safetensors: loadable by
     # PeftModel.from_pretrained without ftui. Other methods save the whole model.
+    # save_model writes from rank 0 only and unwraps DDP/FSDP.
     target = run.adapter if config.method.name in PEFT_METHODS else run.model
-    trainer.model.save_pretrained(target)
-    trainer.processing_class.save_pretrained(target)
-    print(f"[ftui] saved to {target}")
+    trainer.save_model(str(target))
+    if _is_main_process():
+        trainer.processing_class.save_pretrained(target)
+    print(f"[ftui] saved to {target}", flush=True)
+    if stopper.cancelled:
+        step = trainer.state.global_step
+        return Outcome(
+            "cancelled",
+            f"Cancelled at step {step} of {trainer.state.max_steps}; what was trained so far "
+            f"is saved in {target.name}/.",
+        )
+    return Outcome("completed")
+
+
+def _checkpoint_to_resume(run: RunDir) -> str | None:
+    """The last complete checkpoint; later metrics lines are dropped (they will be redone)."""
+    found = run.last_checkpoint()
+    if _is_main_process():
+        run.keep_metrics_up_to(found[1] if found else 0)
+    if found is None:
+        print("[ftui] no complete checkpoint: starting from the beginning", flush=True)
+        return None
+    print(f"[ftui] resuming from {found[0].name}", flush=True)
+    return str(found[0])
+
+
+def _is_main_process() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def _out_of_memory_message(run: RunDir) -> str:
+    """Plain words and the estimator's fixes for an out-of-memory crash."""
+    lines = [
+        "Out of GPU memory: this configuration needs more memory than the GPU has free.",
+    ]
+    try:
+        from ftui.estimate.gpus import local_gpu
+        from ftui.estimate.plan import suggest_fixes
+        from ftui.params import load_architecture
+
+        config = run.read_config()
+        gpu = local_gpu()
+        if gpu is not None:
+            fixes = suggest_fixes(config, load_architecture(config.model.name_or_path), gpu)
+            lines += [f"- {fix}" for fix in fixes]
+    except Exception as exc:  # the advice is a bonus; never hide the real error behind it
+        lines.append(f"(no estimator advice: {exc})")
+    if len(lines) == 1:
+        lines.append("- Lower the batch size or max length, or turn gradient checkpointing on.")
+    return "\n".join(lines)
 
 
 def build_trainer(config: FtuiConfig, output_dir: Path, callbacks: list[Any]) -> SFTTrainer:
@@ -74,6 +146,8 @@ def build_trainer(config: FtuiConfig, output_dir: Path, callbacks: list[Any]) ->
 
     # Tokenizer and model: dtype, attention and quantization all come from the translator.
     device = choose_device(config.model.device)
+    if device == "cuda" and "LOCAL_RANK" in os.environ:
+        device = f"cuda:{os.environ['LOCAL_RANK']}"  # one GPU per process
     source = resolve_model_dir(config.model.name_or_path)
     tokenizer = AutoTokenizer.from_pretrained(
         source,
@@ -108,25 +182,38 @@ def build_trainer(config: FtuiConfig, output_dir: Path, callbacks: list[Any]) ->
 
 
 class RunDirCallback(TrainerCallback):
-    """Appends each log step to metrics.jsonl and beats the heart in status.json."""
+    """Appends each log step to metrics.jsonl, beats the heart, and stops on a cancel request.
+
+    Every process checks runs/<id>/cancel at each step end; with several processes they agree
+    (all-reduce) so all stop at the same step.
+    """
 
     def __init__(self, run: RunDir) -> None:
         self.run = run
+        self.main = _is_main_process()
+        self.cancelled = False
         self.started = time.perf_counter()
         self.last_time = self.started
         self.last_tokens = 0.0
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self.started = self.last_time = time.perf_counter()  # after model and data loading
+        if self.main:
+            self.run.write_status("running", max_steps=state.max_steps)
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        self.run.heartbeat()
+        if self.main:
+            self.run.heartbeat()
+        if _agreed(self.run.cancel_requested()):
+            self.cancelled = True
+            control.should_training_stop = True
+            control.should_save = False  # the final save follows at once
 
     def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
         if not state.is_world_process_zero or not logs:
             return
         now = time.perf_counter()
-        record: dict[str, Any] = {"step": state.global_step}
+        record: dict[str, Any] = {"step": state.global_step, "max_steps": state.max_steps}
         record.update({k: v for k, v in logs.items() if isinstance(v, (int, float))})
         tokens = logs.get("num_tokens")
         if tokens is not None and "loss" in logs:
@@ -137,6 +224,17 @@ class RunDirCallback(TrainerCallback):
         record["elapsed"] = now - self.started
         record["memory_bytes"] = _peak_memory_bytes()
         self.run.append_metrics(record)
+
+
+def _agreed(flag: bool) -> bool:
+    """True on every process when any process saw `flag` (no-op without torch.distributed)."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return flag
+    value = torch.tensor([1.0 if flag else 0.0])
+    if torch.distributed.get_backend() == "nccl":
+        value = value.cuda()
+    torch.distributed.all_reduce(value, op=torch.distributed.ReduceOp.MAX)
+    return bool(value.item())
 
 
 def _peak_memory_bytes() -> int:

@@ -115,3 +115,46 @@ def page(app_server):
         page.goto(app_server[0])
         yield page
         browser.close()
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, tokenizer) -> Path:
+    """A random 3-layer Llama with the bundled tokenizer, saved as safetensors: trains in ms."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    config = LlamaConfig(
+        **{**TINY_LLAMA, "vocab_size": len(tokenizer)},
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    LlamaForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def tiny_triage_config(folder: Path, model: str | Path = "default", rows: int = 16):
+    """The triage preset cut down to `rows` rows, on `model`: a few-second training run."""
+    from ftui.config import load_config
+
+    def head(source: Path, target: Path, count: int) -> str:
+        lines = source.read_text(encoding="utf-8").splitlines()[:count]
+        target.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        return str(target)
+
+    config = load_config(REPO_ROOT / "presets" / "triage-lora.yaml")
+    config.model.name_or_path = str(model)
+    config.data.path = head(SAMPLES / "triage" / "train.jsonl", folder / "train.jsonl", rows)
+    config.data.validation_path = head(
+        SAMPLES / "triage" / "validation.jsonl", folder / "val.jsonl", 4
+    )
+    config.data.max_length = 128
+    config.train.max_steps = 3
+    config.train.batch_size = 2
+    config.train.learning_rate = 1e-3
+    config.train.eval_every = 2
+    config.train.save_every = 2
+    config.check()
+    return config

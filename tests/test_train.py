@@ -9,39 +9,18 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT, SAMPLES
+from conftest import REPO_ROOT, tiny_triage_config
 
 from ftui.config import load_config, save_config
 from ftui.data.training_data import prompt_completion
+from ftui.jobs import Jobs
 from ftui.rundir import RunDir, mask_secrets
-from ftui.runner import start_run, wait_for
+from ftui.runner import wait_for
 from ftui.workspace import Workspace
 
-TRIAGE = SAMPLES / "triage"
 RUN_TIMEOUT = 300
-
-
-def _head(source: Path, target: Path, rows: int) -> Path:
-    lines = source.read_text(encoding="utf-8").splitlines()[:rows]
-    target.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return target
-
-
-def _tiny_triage_config(tmp: Path):
-    config = load_config(REPO_ROOT / "presets" / "triage-lora.yaml")
-    config.data.path = str(_head(TRIAGE / "train.jsonl", tmp / "train.jsonl", 16))
-    config.data.validation_path = str(_head(TRIAGE / "validation.jsonl", tmp / "val.jsonl", 4))
-    config.data.max_length = 128
-    config.train.max_steps = 3
-    config.train.batch_size = 2
-    config.train.learning_rate = 1e-3
-    config.train.eval_every = 2
-    config.train.save_every = 2
-    config.check()
-    return config
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +29,8 @@ def finished_run(tmp_path_factory) -> tuple[RunDir, dict]:
 
     prepare_bundled_model()  # convert once here, not inside the timed subprocess
     tmp = tmp_path_factory.mktemp("train")
-    run = start_run(_tiny_triage_config(tmp), Workspace.open(tmp / "workspace"), cwd=REPO_ROOT)
+    jobs = Jobs(Workspace.open(tmp / "workspace"))
+    run = jobs.submit(tiny_triage_config(tmp), cwd=REPO_ROOT)
     status = wait_for(run, timeout=RUN_TIMEOUT)
     return run, status
 
@@ -60,6 +40,7 @@ def test_run_completes_with_metrics_and_checkpoint(finished_run):
     run, status = finished_run
     assert status["state"] == "completed", run.log_path.read_text()[-3000:]
     assert isinstance(status["pid"], int) and status["heartbeat"] > 0
+    assert status["max_steps"] == 3
     metrics = run.read_metrics()
     losses = [m for m in metrics if "loss" in m]
     assert [m["step"] for m in losses] == [1, 2, 3]
