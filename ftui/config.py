@@ -145,6 +145,10 @@ class MethodConfig:
     bottleneck_size: int = _field(
         64, "Bottleneck adapters: width of the down/up projection added after each block's MLP."
     )
+    dpo_beta: float = _field(
+        0.1,
+        "DPO: how far the model may move from the reference (the base); higher = stay closer.",
+    )
 
     def __post_init__(self) -> None:
         if self.lora_r < 1:
@@ -223,6 +227,12 @@ class FtuiConfig:
 
     def check(self) -> None:
         """Rules that span sections; call again after changing fields in place."""
+        train = self.train
+        if train.early_stopping_patience > 0 and train.save_every % train.eval_every:
+            raise ConfigError(
+                "train.early_stopping_patience keeps the best checkpoint, so train.save_every "
+                f"({train.save_every}) must be a multiple of train.eval_every ({train.eval_every})"
+            )
         if self.method.name == "prefix" and self.train.gradient_checkpointing:
             raise ConfigError(
                 "method.name prefix does not work with train.gradient_checkpointing (peft "

@@ -2,7 +2,8 @@
 
 The runner (ftui/runner.py) starts this as a detached subprocess with its output going to
 runs/<id>/train.log. It reads runs/<id>/config.yaml and goes
-seed -> tokenizer/model -> method -> data -> SFTTrainer -> train -> save,
+seed -> tokenizer/model -> method -> data -> SFTTrainer (DPOTrainer for preference pairs)
+-> train -> save,
 appending one metrics.jsonl line per logged step and a heartbeat to status.json. The final
 adapter lands in runs/<id>/adapter/ in plain PEFT format (full weights: runs/<id>/model/).
 Any exception marks the run failed with the traceback's last lines and exits 1.
@@ -23,8 +24,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback, set_seed
-from trl import SFTTrainer
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    EarlyStoppingCallback,
+    TrainerCallback,
+    set_seed,
+)
+from trl import DPOTrainer, SFTTrainer
 
 from ftui.config import FtuiConfig
 from ftui.data.training_data import load_training_data
@@ -33,6 +40,7 @@ from ftui.rundir import RunDir
 from ftui.translate import (
     PEFT_METHODS,
     apply_method,
+    dpo_arguments,
     model_load_kwargs,
     sft_arguments,
 )
@@ -140,8 +148,8 @@ def _out_of_memory_message(run: RunDir) -> str:
     return "\n".join(lines)
 
 
-def build_trainer(config: FtuiConfig, output_dir: Path, callbacks: list[Any]) -> SFTTrainer:
-    """Tokenizer, model, method, data and TRL trainer for `config`, ready to train."""
+def build_trainer(config: FtuiConfig, output_dir: Path, callbacks: list[Any]) -> Any:
+    """Tokenizer, model, method, data and TRL trainer (SFT, or DPO for preference pairs)."""
     set_seed(config.train.seed)
 
     # Tokenizer and model: dtype, attention and quantization all come from the translator.
@@ -160,16 +168,27 @@ def build_trainer(config: FtuiConfig, output_dir: Path, callbacks: list[Any]) ->
     model = AutoModelForCausalLM.from_pretrained(source, **load_kwargs)
     model = apply_method(model, config)
 
-    train_data, eval_data = load_training_data(config.data)
+    train_data, eval_data = load_training_data(config.data, config.method.objective)
     print(f"[ftui] {len(train_data)} training rows, {len(eval_data or [])} validation rows")
-
+    shared = dict(output_dir=output_dir, device=device, dtype=load_kwargs["dtype"])
+    if config.train.early_stopping_patience > 0 and eval_data is not None:
+        callbacks = [*callbacks, EarlyStoppingCallback(config.train.early_stopping_patience)]
+    if config.method.objective == "dpo":
+        # With a PEFT model and no ref_model, TRL uses the model with its adapter disabled as
+        # the reference: one copy of the base weights.
+        return DPOTrainer(
+            model=model,
+            args=dpo_arguments(config, has_validation=eval_data is not None, **shared),
+            train_dataset=train_data,
+            eval_dataset=eval_data,
+            processing_class=tokenizer,
+            callbacks=callbacks,
+        )
     args = sft_arguments(
         config,
-        output_dir=output_dir,
-        device=device,
-        dtype=load_kwargs["dtype"],
         columns=train_data.column_names,
         has_validation=eval_data is not None,
+        **shared,
     )
     return SFTTrainer(
         model=model,

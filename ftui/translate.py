@@ -285,3 +285,75 @@ def sft_arguments(
         seed=config.train.seed,
         data_seed=config.data.seed,
     )
+
+
+def dpo_arguments(
+    config: FtuiConfig, output_dir: Any, device: str, dtype: Any, has_validation: bool
+) -> Any:
+    """TRL's DPOConfig for preference pairs; the reference model is the base (adapter off)."""
+    from trl import DPOConfig
+
+    return DPOConfig(
+        **_common_arguments(config, output_dir, device, dtype, has_validation),
+        beta=config.method.dpo_beta,
+        max_length=config.data.max_length,
+    )
+
+
+def _common_arguments(
+    config: FtuiConfig, output_dir: Any, device: str, dtype: Any, has_validation: bool
+) -> dict[str, Any]:
+    """The TrainingArguments every ftui trainer shares: schedule, precision, eval, saving."""
+    import torch
+
+    train = config.train
+    on_cuda = device.startswith("cuda")  # mixed precision only on CUDA: bf16 on CPU is slow
+    return dict(
+        output_dir=str(output_dir),
+        num_train_epochs=train.epochs,
+        max_steps=train.max_steps,
+        learning_rate=train.learning_rate,
+        per_device_train_batch_size=train.batch_size,
+        per_device_eval_batch_size=train.batch_size,
+        gradient_accumulation_steps=train.gradient_accumulation,
+        # TRL turns checkpointing on by default; the config decides.
+        gradient_checkpointing=train.gradient_checkpointing,
+        gradient_checkpointing_kwargs={"use_reentrant": False},
+        optim=trainer_optimizer(config),
+        warmup_steps=train.warmup_ratio,  # a float below 1 is a ratio of all steps
+        bf16=on_cuda and dtype == torch.bfloat16,
+        fp16=on_cuda and dtype == torch.float16,
+        use_cpu=not on_cuda,
+        eval_strategy="steps" if has_validation else "no",
+        eval_steps=train.eval_every,
+        save_strategy="steps",
+        save_steps=train.save_every,
+        logging_steps=1,
+        report_to=report_to(train.report_to),
+        seed=train.seed,
+        data_seed=config.data.seed,
+        **_early_stopping_arguments(config, has_validation),
+    )
+
+
+def report_to(value: str) -> list[str]:
+    """'tensorboard, wandb' -> ['tensorboard', 'wandb']; 'none' or '' -> []."""
+    import importlib.util
+
+    names = [name.strip() for name in value.split(",") if name.strip() not in ("", "none")]
+    for name in names:
+        if importlib.util.find_spec(name) is None:
+            raise ValueError(
+                f"train.report_to names {name!r}, but the {name} package is not installed: "
+                f"pip install {name}, or remove it from report_to"
+            )
+    return names
+
+
+def _early_stopping_arguments(config: FtuiConfig, has_validation: bool) -> dict[str, Any]:
+    """Keep the best checkpoint by eval loss when early stopping is on."""
+    if config.train.early_stopping_patience <= 0 or not has_validation:
+        return {}
+    return dict(
+        load_best_model_at_end=True, metric_for_best_model="eval_loss", greater_is_better=False
+    )

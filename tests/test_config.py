@@ -64,3 +64,11 @@ def test_help_and_choices_come_from_the_fields():
     assert "truncated" in field_help(DataConfig, "max_length")
     assert field_choices(DataConfig, "format")[0] == "auto"
     assert "preference" in field_choices(DataConfig, "format")
+
+
+def test_early_stopping_needs_checkpoints_on_eval_steps():
+    from ftui.config import ConfigError, FtuiConfig, TrainConfig
+
+    with pytest.raises(ConfigError, match="multiple of train.eval_every"):
+        FtuiConfig(train=TrainConfig(early_stopping_patience=2, eval_every=20, save_every=50))
+    FtuiConfig(train=TrainConfig(early_stopping_patience=2, eval_every=25, save_every=50))

@@ -178,3 +178,20 @@ def test_cli_lists_cancels_and_deletes(jobs, tmp_path, tiny_model_dir):
     assert unknown.returncode == 2 and "no run with id" in unknown.stderr
     assert ftui("delete", run.run_id).returncode == 0
     assert not run.path.exists() and json.loads(ftui("runs", "--json").stdout) == []
+
+
+def test_preference_pairs_train_with_dpo(jobs, tmp_path, tiny_model_dir):
+    from ftui.config import load_config
+
+    config = load_config(REPO_ROOT / "presets" / "dpo-preferences.yaml")
+    config.model.name_or_path = str(tiny_model_dir)
+    config.train.max_steps, config.train.batch_size = 2, 2
+    config.train.eval_every, config.train.save_every = 2, 2
+    run = jobs.submit(config, cwd=REPO_ROOT)
+    status = wait_for(run, TIMEOUT)
+    assert status["state"] == "completed", run.log_path.read_text()[-3000:]
+    metrics = run.read_metrics()
+    assert [m["step"] for m in metrics if "loss" in m] == [1, 2]
+    assert any("rewards/margins" in m for m in metrics)  # DPOTrainer's own metrics
+    assert any("eval_loss" in m for m in metrics)
+    assert (run.adapter / "adapter_model.safetensors").is_file()

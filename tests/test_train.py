@@ -78,6 +78,25 @@ def test_adapter_loads_with_plain_peft_and_changes_the_model(finished_run):
 
 
 @pytest.mark.slow
+def test_every_trainable_parameter_changed_in_the_last_step(finished_run):
+    """Step 2's checkpoint against the final (step 3) adapter: each saved tensor moved."""
+    from safetensors.torch import load_file
+
+    run, _ = finished_run
+    at_step_2 = load_file(run.checkpoints / "checkpoint-2" / "adapter_model.safetensors")
+    final = load_file(run.adapter / "adapter_model.safetensors")
+    assert at_step_2.keys() == final.keys() and len(final) == 2 * 7 * 30  # A, B x 7 x 30 layers
+    unchanged = [name for name in final if torch_equal(at_step_2[name], final[name])]
+    assert not unchanged, f"not updated by the last step: {unchanged[:3]}"
+
+
+def torch_equal(a, b) -> bool:
+    import torch
+
+    return bool(torch.equal(a, b))
+
+
+@pytest.mark.slow
 def test_cli_run_with_missing_data_fails_readably(tmp_path):
     config = load_config(REPO_ROOT / "presets" / "triage-lora.yaml")
     config.data.path = str(tmp_path / "no-such-file.jsonl")
@@ -138,3 +157,28 @@ def test_prompt_completion_splits_at_the_last_answer():
     pair = prompt_completion(messages)
     assert pair["prompt"] == messages[:4]
     assert pair["completion"] == [messages[4]]
+
+
+def test_preference_data_and_the_dpo_objective_go_together():
+    from ftui.config import DataConfig
+    from ftui.data.reading import DataError
+    from ftui.data.training_data import load_training_data
+
+    pairs = DataConfig(path=str(REPO_ROOT / "presets/data/preferences/pairs.jsonl"))
+    with pytest.raises(DataError, match="preference pairs .* train with DPO"):
+        load_training_data(pairs, "instruction")
+    train, validation = load_training_data(pairs, "dpo")
+    assert set(train.column_names) == {"prompt", "chosen", "rejected"}
+    assert train[0]["chosen"][0]["role"] == "assistant" and len(validation) == 12
+
+    triage = DataConfig(path=str(REPO_ROOT / "presets/data/triage/train.jsonl"))
+    with pytest.raises(DataError, match="DPO needs preference pairs"):
+        load_training_data(triage, "dpo")
+
+
+def test_report_to_refuses_a_logger_that_is_not_installed():
+    from ftui.translate import report_to
+
+    assert report_to("none") == [] and report_to("") == []
+    with pytest.raises(ValueError, match="not installed: pip install no_such_logger"):
+        report_to("no_such_logger")

@@ -1,9 +1,10 @@
-"""The config's data section as the two datasets TRL's SFTTrainer takes (train, validation).
+"""The config's data section as the two datasets TRL's trainers take (train, validation).
 
 Instruction-style rows (alpaca, chat, sharegpt, prompt_completion) become conversational
 prompt/completion pairs: the prompt is every message before the last assistant turn and the
 completion is that turn. TRL then masks the prompt out of the loss (`completion_only_loss`),
-which is what makes small models learn the answer format. Raw text rows stay `{"text": ...}`.
+which is what makes small models learn the answer format. Raw text rows stay `{"text": ...}`;
+preference rows stay {"prompt", "chosen", "rejected"} message lists for DPOTrainer.
 
 Validation comes from `data.validation_path` when given, else a seeded split of the training
 file. Relative paths resolve against the current directory.
@@ -22,8 +23,11 @@ from ftui.data.reading import DataError, load_source
 from ftui.data.split import split_train_validation
 
 
-def load_training_data(data: DataConfig) -> tuple[Any, Any]:
-    """(train Dataset, validation Dataset or None when no rows are held out)."""
+def load_training_data(data: DataConfig, objective: str = "instruction") -> tuple[Any, Any]:
+    """(train Dataset, validation Dataset or None when no rows are held out).
+
+    Preference pairs go with the dpo objective only, and the dpo objective needs them.
+    """
     from datasets import Dataset
 
     frame = load_source(data.path)
@@ -32,6 +36,7 @@ def load_training_data(data: DataConfig) -> tuple[Any, Any]:
     else:
         frame, validation = split_train_validation(frame, data.validation_fraction, data.seed)
     format, columns = _resolve_layout(frame, data)
+    _check_objective(format, objective, data.path)
     train_rows = training_rows(frame, format, columns, data.system_prompt)
     validation_rows = training_rows(validation, format, columns, data.system_prompt)
     return Dataset.from_list(train_rows), (
@@ -44,12 +49,20 @@ def _resolve_layout(frame: pd.DataFrame, data: DataConfig) -> tuple[str, dict[st
     if report.format is None or report.errors:
         first = report.errors[0].message if report.errors else report.reason
         raise DataError(f"{data.path}: {first}", hint="Run `ftui data check` on the file.")
-    if report.format == "preference":
-        raise DataError(
-            f"{data.path}: preference pairs train with DPO, which this trainer does not run yet",
-            hint="Use instruction, chat or text data for SFT.",
-        )
     return report.format, report.columns
+
+
+def _check_objective(format: str, objective: str, path: str) -> None:
+    if format == "preference" and objective != "dpo":
+        raise DataError(
+            f"{path}: preference pairs (chosen/rejected) train with DPO",
+            hint="Set method.objective to dpo, or use instruction, chat or text data.",
+        )
+    if objective == "dpo" and format != "preference":
+        raise DataError(
+            f"{path}: DPO needs preference pairs (prompt, chosen, rejected); this is {format}",
+            hint="Use a preference dataset, or set method.objective to instruction.",
+        )
 
 
 def training_rows(
@@ -59,6 +72,8 @@ def training_rows(
     examples = examples_from_frame(frame, format, columns, system_prompt)
     if format == "text":
         return [{"text": example["text"]} for example in examples]
+    if format == "preference":
+        return examples  # TRL's conversational preference rows: prompt, chosen, rejected
     return [prompt_completion(example["messages"]) for example in examples]
 
 
