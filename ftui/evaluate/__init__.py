@@ -1,0 +1,1 @@
+"""Scoring and comparing models: task metrics, the three-way playground, batch evaluation."""
