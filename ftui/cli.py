@@ -9,6 +9,7 @@
     ftui runs [--workspace DIR] [--json]                # history and queue
     ftui cancel RUN [--workspace DIR]                   # stop; hard kill after a grace period
     ftui delete RUN [--workspace DIR]                   # remove a finished run and its files
+    ftui eval RUN [--limit N] [--json] [--workspace DIR]  # base / few-shot / fine-tuned scores
     ftui estimate --model ID_OR_PATH --method M [--seq-len N --batch-size B --lora-r R
                   --lora-targets T --quant 4bit|8bit --gradient-checkpointing --optimizer O
                   --device cpu|cuda --gpu NAME --price USD] [--json]
@@ -93,6 +94,12 @@ def _add_runs_parsers(commands) -> None:
         action.add_argument("run", help="run id")
         action.add_argument("--workspace", default=None)
         action.set_defaults(handler=_run_action, action=name)
+    evaluate = commands.add_parser("eval", help="score base, few-shot and fine-tuned answers")
+    evaluate.add_argument("run", help="run id")
+    evaluate.add_argument("--limit", type=int, default=None, help="validation rows to score")
+    evaluate.add_argument("--workspace", default=None)
+    evaluate.add_argument("--json", action="store_true")
+    evaluate.set_defaults(handler=_eval)
     supervise = commands.add_parser("supervise", help=argparse.SUPPRESS)
     supervise.add_argument("run_dir")
     supervise.set_defaults(handler=_supervise)
@@ -233,6 +240,26 @@ def _run_action(args: argparse.Namespace) -> int:
     except JobError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INVALID
+    return EXIT_OK
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from ftui.evaluate.batch import evaluate_run
+    from ftui.evaluate.view import render_summary
+    from ftui.jobs import JobError, Jobs
+    from ftui.workspace import Workspace
+
+    jobs = Jobs(Workspace.open(args.workspace))
+    try:
+        jobs.get(args.run)
+        report = evaluate_run(jobs.run_dir(args.run), limit=args.limit)
+    except (JobError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    if args.json:
+        print(json.dumps({k: v for k, v in report.items() if k != "examples"}, indent=2))
+    else:
+        print(render_summary(report))
     return EXIT_OK
 
 

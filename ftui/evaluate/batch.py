@@ -1,0 +1,132 @@
+"""Batch evaluation of a run: base, few-shot and fine-tuned on its validation split.
+
+    report = evaluate_run(run, limit=50)    # also written to runs/<id>/eval.json
+
+Every variant answers every validation prompt greedily with the same settings; answers are
+scored against the reference with the task's metrics (ftui.evaluate.metrics) and each
+variant's perplexity of the reference answers is measured. The report keeps every example
+side by side, plus the best and worst cases of the fine-tuned model.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ftui.evaluate.compare import VARIANTS, Comparison, Messages
+from ftui.evaluate.metrics import METRICS, PRIMARY, mean_scores, score_answer, task_kind
+from ftui.rundir import RunDir
+
+BATCH = 8
+SHOWN_CASES = 3
+Progress = Callable[[float, str], None]
+
+
+def evaluate_run(
+    run: RunDir, limit: int | None = None, progress: Progress | None = None
+) -> dict[str, Any]:
+    progress = progress or (lambda fraction, text: None)
+    compare = Comparison.load(run)
+    rows = validation_rows(compare, limit or compare.config.eval.limit)
+    references = [row["completion"][-1]["content"] for row in rows]
+    kind = task_kind(references)
+    started = time.perf_counter()
+    examples = [
+        {"prompt": _question(row["prompt"]), "reference": ref}
+        for row, ref in zip(rows, references, strict=True)
+    ]
+    summary = {}
+    for number, variant in enumerate(VARIANTS):
+
+        def step(done: int, variant: str = variant, number: int = number) -> None:
+            progress((number + done / len(rows)) / len(VARIANTS), f"{variant}: {done}/{len(rows)}")
+
+        answers = _answers(compare, rows, variant, step)
+        pairs = zip(answers, references, strict=True)
+        scores = [score_answer(answer.text, ref, kind) for answer, ref in pairs]
+        for example, answer, score in zip(examples, answers, scores, strict=True):
+            example[variant] = answer.text
+            example[f"{variant}_scores"] = score
+        summary[variant] = {
+            **mean_scores(scores),
+            "perplexity": perplexity(compare, rows, variant),
+            "tokens_per_second": sum(a.new_tokens for a in answers)
+            / max(sum(a.seconds for a in answers), 1e-9),
+        }
+    report = _report(run, kind, summary, examples, time.perf_counter() - started)
+    (run.path / "eval.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
+    progress(1.0, "done")
+    return report
+
+
+def validation_rows(compare: Comparison, limit: int) -> list[dict[str, Messages]]:
+    from ftui.data.training_data import load_training_data
+
+    _, validation = load_training_data(compare.config.data, compare.config.method.objective)
+    if validation is None or "completion" not in validation.column_names:
+        raise ValueError("this run has no validation prompts with reference answers to score")
+    return [validation[index] for index in range(min(limit, len(validation)))]
+
+
+def _answers(compare: Comparison, rows: list, variant: str, step: Callable[[int], None]) -> list:
+    answers = []
+    for start in range(0, len(rows), BATCH):
+        chats = [compare.chat(row["prompt"], variant) for row in rows[start : start + BATCH]]
+        answers += compare.generate(chats, variant, compare.config.eval.max_new_tokens)
+        step(len(answers))
+    return answers
+
+
+def perplexity(compare: Comparison, rows: list[dict[str, Messages]], variant: str) -> float:
+    """exp(mean negative log-likelihood) of the reference answers' tokens under a variant."""
+    import torch
+
+    total_loss, total_tokens = 0.0, 0
+    with torch.inference_mode(), compare._variant(variant) as model:
+        for row in rows:
+            chat = compare.chat(row["prompt"], variant)
+            prompt_ids = _template_ids(compare, chat, generation_prompt=True)
+            full_ids = _template_ids(compare, chat + row["completion"], generation_prompt=False)
+            labels = full_ids.clone()
+            labels[:, : prompt_ids.shape[1]] = -100
+            answer_tokens = int((labels[:, 1:] != -100).sum())
+            if answer_tokens == 0:
+                continue
+            loss = model(input_ids=full_ids.to(compare.device), labels=labels.to(compare.device))
+            total_loss += float(loss.loss) * answer_tokens
+            total_tokens += answer_tokens
+    return math.exp(total_loss / total_tokens) if total_tokens else float("nan")
+
+
+def _template_ids(compare: Comparison, chat: Messages, generation_prompt: bool) -> Any:
+    return compare.tokenizer.apply_chat_template(
+        chat, add_generation_prompt=generation_prompt, return_tensors="pt", return_dict=True
+    )["input_ids"]
+
+
+def _question(prompt: Messages) -> str:
+    return next((m["content"] for m in reversed(prompt) if m["role"] == "user"), "")
+
+
+def _report(run: RunDir, kind: str, summary: dict, examples: list, seconds: float) -> dict:
+    primary = PRIMARY[kind]
+    ranked = sorted(
+        range(len(examples)),
+        key=lambda i: (examples[i]["fine_tuned_scores"][primary], -i),
+        reverse=True,
+    )
+    return {
+        "run": run.run_id,
+        "kind": kind,
+        "metrics": list(METRICS[kind]) + ["perplexity"],
+        "primary": primary,
+        "examples_scored": len(examples),
+        "seconds": seconds,
+        "summary": summary,
+        "best": ranked[:SHOWN_CASES],
+        "worst": ranked[::-1][:SHOWN_CASES],
+        "examples": examples,
+    }

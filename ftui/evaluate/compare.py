@@ -1,0 +1,146 @@
+"""Base, few-shot and fine-tuned answers from one copy of the base weights.
+
+    compare = Comparison.load(run)                  # base model + the run's adapter
+    chat = compare.chat(prompt_messages, "few_shot") # the messages that variant sees
+    answers = compare.generate([chat, ...], "fine_tuned", max_new_tokens=32)
+
+For adapter runs the fine-tuned variant is the base with the adapter enabled; base and
+few-shot run inside `disable_adapter()`, so one copy of the weights serves all three. A full
+fine-tune saves a whole model: it is loaded as a second model. Few-shot shows the base model
+k examples from the run's training split as earlier chat turns, with the same system prompt
+and chat template the run was trained with.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from ftui.config import FtuiConfig
+from ftui.rundir import RunDir
+
+VARIANTS = ("base", "few_shot", "fine_tuned")
+TITLES = {"base": "Base", "few_shot": "Few-shot", "fine_tuned": "Fine-tuned"}
+Messages = list[dict[str, str]]
+
+
+@dataclass
+class Answer:
+    text: str
+    seconds: float
+    new_tokens: int
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.new_tokens / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass
+class Comparison:
+    config: FtuiConfig
+    tokenizer: Any
+    base: Any  # the base model, with the adapter attached for adapter runs
+    tuned: Any  # the same object for adapter runs; a second model for full fine-tunes
+    shots: list[dict[str, Messages]]  # {"prompt": [...], "completion": [...]} training rows
+    device: str
+
+    @classmethod
+    def load(cls, run: RunDir, shots: int | None = None) -> Comparison:
+        """The run's base model with its adapter (or its saved model), on the run's device."""
+        from ftui.heavy_imports import import_heavy_libraries
+
+        import_heavy_libraries()
+        from ftui.models import load_model
+
+        config = run.read_config()
+        output = run.output
+        if output is None:
+            raise ValueError(f"run {run.run_id} has saved no adapter or model yet")
+        loaded = load_model(config.model)
+        tokenizer = loaded.tokenizer
+        tokenizer.padding_side = "left"  # batched generation continues each row's own end
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        if output == run.adapter:
+            from peft import PeftModel
+
+            base = PeftModel.from_pretrained(loaded.model, output).eval()
+            tuned = base
+        else:
+            from transformers import AutoModelForCausalLM
+
+            base = loaded.model
+            tuned = AutoModelForCausalLM.from_pretrained(
+                output, dtype=loaded.dtype, use_safetensors=True
+            ).to(loaded.device)
+            tuned.eval()
+        k = config.eval.few_shot_k if shots is None else shots
+        return cls(config, tokenizer, base, tuned, _training_shots(config, k), loaded.device)
+
+    # ------------------------------------------------------------ prompts
+
+    def chat(self, prompt: Messages, variant: str) -> Messages:
+        """The messages a variant answers: few-shot puts the examples before the question."""
+        if variant != "few_shot" or not self.shots:
+            return prompt
+        system = [m for m in prompt if m["role"] == "system"]
+        turns = [m for m in prompt if m["role"] != "system"]
+        examples = []
+        for shot in self.shots:
+            examples += [m for m in shot["prompt"] if m["role"] != "system"]
+            examples += shot["completion"]
+        return [*system, *examples, *turns]
+
+    # ------------------------------------------------------------ generation
+
+    def generate(
+        self, chats: list[Messages], variant: str, max_new_tokens: int, **decoding: Any
+    ) -> list[Answer]:
+        """Answers to several chats at once (left-padded batch); greedy unless told otherwise."""
+        import torch
+
+        batch = self.tokenizer.apply_chat_template(
+            chats, add_generation_prompt=True, return_tensors="pt", return_dict=True,
+            padding=True,
+        ).to(self.device)  # fmt: skip
+        settings = {"do_sample": False, **decoding}
+        started = time.perf_counter()
+        with torch.inference_mode(), self._variant(variant) as model:
+            output = model.generate(
+                **batch,
+                max_new_tokens=max_new_tokens,
+                pad_token_id=self.tokenizer.pad_token_id,
+                **settings,
+            )
+        seconds = time.perf_counter() - started
+        new = output[:, batch["input_ids"].shape[1] :]
+        answers = []
+        for row in new:
+            count = int((row != self.tokenizer.pad_token_id).sum())
+            text = self.tokenizer.decode(row, skip_special_tokens=True).strip()
+            answers.append(Answer(text, seconds / len(chats), count))
+        return answers
+
+    @contextlib.contextmanager
+    def _variant(self, variant: str):
+        if variant not in VARIANTS:
+            raise ValueError(f"unknown variant {variant!r}; one of {', '.join(VARIANTS)}")
+        if variant == "fine_tuned":
+            yield self.tuned
+        elif self.base is self.tuned:
+            with self.base.disable_adapter():
+                yield self.base
+        else:
+            yield self.base
+
+
+def _training_shots(config: FtuiConfig, k: int) -> list[dict[str, Messages]]:
+    """The first k rows of the training split, as prompt/completion message lists."""
+    if k <= 0 or config.method.objective != "instruction":
+        return []
+    from ftui.data.training_data import load_training_data
+
+    train, _ = load_training_data(config.data, config.method.objective)
+    return [train[index] for index in range(min(k, len(train)))]
