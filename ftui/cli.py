@@ -9,7 +9,8 @@
     ftui runs [--workspace DIR] [--json]                # history and queue
     ftui cancel RUN [--workspace DIR]                   # stop; hard kill after a grace period
     ftui delete RUN [--workspace DIR]                   # remove a finished run and its files
-    ftui eval RUN [--limit N] [--json] [--workspace DIR]  # base / few-shot / fine-tuned scores
+    ftui eval RUN [--limit N] [--json] [--forgetting] [--report FILE.html] [--workspace DIR]
+    ftui export RUN --merge --out DIR [--push REPO_ID] [--workspace DIR]  # token: $HF_TOKEN
     ftui estimate --model ID_OR_PATH --method M [--seq-len N --batch-size B --lora-r R
                   --lora-targets T --quant 4bit|8bit --gradient-checkpointing --optimizer O
                   --device cpu|cuda --gpu NAME --price USD] [--json]
@@ -99,7 +100,16 @@ def _add_runs_parsers(commands) -> None:
     evaluate.add_argument("--limit", type=int, default=None, help="validation rows to score")
     evaluate.add_argument("--workspace", default=None)
     evaluate.add_argument("--json", action="store_true")
+    evaluate.add_argument("--forgetting", action="store_true", help="also run the forgetting check")
+    evaluate.add_argument("--report", help="write a self-contained HTML report to this file")
     evaluate.set_defaults(handler=_eval)
+    export = commands.add_parser("export", help="merge a run's adapter and save or push it")
+    export.add_argument("run", help="run id")
+    export.add_argument("--merge", action="store_true", required=True, help="merge the adapter")
+    export.add_argument("--out", required=True, help="folder inside the workspace")
+    export.add_argument("--push", metavar="REPO_ID", help="push to this Hub repo ($HF_TOKEN)")
+    export.add_argument("--workspace", default=None)
+    export.set_defaults(handler=_export)
     supervise = commands.add_parser("supervise", help=argparse.SUPPRESS)
     supervise.add_argument("run_dir")
     supervise.set_defaults(handler=_supervise)
@@ -244,7 +254,12 @@ def _run_action(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from ftui.evaluate.batch import evaluate_run
+    from ftui.evaluate.compare import Comparison
+    from ftui.evaluate.forgetting import forgetting_check
+    from ftui.evaluate.report import report_html
     from ftui.evaluate.view import render_summary
     from ftui.jobs import JobError, Jobs
     from ftui.workspace import Workspace
@@ -252,14 +267,47 @@ def _eval(args: argparse.Namespace) -> int:
     jobs = Jobs(Workspace.open(args.workspace))
     try:
         jobs.get(args.run)
-        report = evaluate_run(jobs.run_dir(args.run), limit=args.limit)
+        run = jobs.run_dir(args.run)
+        report = evaluate_run(run, limit=args.limit)
+        forgetting = forgetting_check(Comparison.load(run)) if args.forgetting else None
     except (JobError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INVALID
+    if args.report:
+        Path(args.report).write_text(report_html(run, report, forgetting), encoding="utf-8")
+    summary = {k: v for k, v in report.items() if k != "examples"}
     if args.json:
-        print(json.dumps({k: v for k, v in report.items() if k != "examples"}, indent=2))
+        print(json.dumps({**summary, "forgetting": forgetting}, indent=2))
     else:
         print(render_summary(report))
+    return EXIT_OK
+
+
+def _export(args: argparse.Namespace) -> int:
+    import os
+
+    from ftui.export import compare_latency, merge_run, push_to_hub
+    from ftui.jobs import JobError, Jobs
+    from ftui.workspace import PathOutsideWorkspace, Workspace
+
+    workspace = Workspace.open(args.workspace)
+    jobs = Jobs(workspace)
+    try:
+        jobs.get(args.run)
+        run = jobs.run_dir(args.run)
+        folder = merge_run(run, workspace.resolve(args.out))
+        print(f"merged model saved to {folder}")
+        if run.output == run.adapter:
+            timing = compare_latency(run, folder)
+            print(
+                f"latency per token: {timing['unmerged_seconds_per_token'] * 1000:.1f} ms "
+                f"base + adapter, {timing['merged_seconds_per_token'] * 1000:.1f} ms merged"
+            )
+        if args.push:
+            print(push_to_hub(folder, args.push, os.environ.get("HF_TOKEN", "")))
+    except (JobError, ValueError, PathOutsideWorkspace, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INVALID
     return EXIT_OK
 
 

@@ -85,7 +85,7 @@ def perplexity(compare: Comparison, rows: list[dict[str, Messages]], variant: st
     import torch
 
     total_loss, total_tokens = 0.0, 0
-    with torch.inference_mode(), compare._variant(variant) as model:
+    with torch.inference_mode(), compare.variant_model(variant) as model:
         for row in rows:
             chat = compare.chat(row["prompt"], variant)
             prompt_ids = _template_ids(compare, chat, generation_prompt=True)

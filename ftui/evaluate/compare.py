@@ -107,7 +107,7 @@ class Comparison:
         ).to(self.device)  # fmt: skip
         settings = {"do_sample": False, **decoding}
         started = time.perf_counter()
-        with torch.inference_mode(), self._variant(variant) as model:
+        with torch.inference_mode(), self.variant_model(variant) as model:
             output = model.generate(
                 **batch,
                 max_new_tokens=max_new_tokens,
@@ -124,7 +124,8 @@ class Comparison:
         return answers
 
     @contextlib.contextmanager
-    def _variant(self, variant: str):
+    def variant_model(self, variant: str):
+        """The model answering as `variant` (adapter switched off for base and few-shot)."""
         if variant not in VARIANTS:
             raise ValueError(f"unknown variant {variant!r}; one of {', '.join(VARIANTS)}")
         if variant == "fine_tuned":

@@ -1,0 +1,184 @@
+"""The config of a new run from the Train tab, and the command line that does the same.
+
+A run starts from a preset (presets/*.yaml) or from the current selection (the Data tab's
+dataset and the Method tab's settings, defaults for the rest); the tab's train settings go on
+top. Every value is checked here, on the server, and a bad one raises ConfigError with a
+sentence that names the setting.
+
+    config, cwd = config_for_start(start_from, values, dataset, settings, presets_dir)
+    path, text, command = save_for_cli(config, workspace, cwd)
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import time
+import typing
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ftui.config import (
+    ConfigError,
+    DataConfig,
+    FtuiConfig,
+    TrainConfig,
+    config_from_dict,
+    config_to_dict,
+    field_choices,
+    load_config,
+)
+from ftui.rundir import mask_secrets
+from ftui.workspace import Workspace
+
+CURRENT_SELECTION = "Current selection"
+TRAIN_FIELDS = (
+    "epochs", "max_steps", "learning_rate", "eval_every", "save_every",
+    "early_stopping_patience", "num_processes",
+)  # fmt: skip
+CONFIGS_FOLDER = "configs"
+
+
+def preset_names(presets_dir: Path) -> list[str]:
+    return sorted(path.stem for path in presets_dir.glob("*.yaml"))
+
+
+def load_preset(presets_dir: Path, name: str) -> FtuiConfig:
+    """A preset by name; only names listed in presets_dir are accepted (no paths)."""
+    names = preset_names(presets_dir)
+    if name not in names:
+        raise ConfigError(f"no preset named {name!r}; choose one of: {', '.join(names)}")
+    return load_config(presets_dir / f"{name}.yaml")
+
+
+def start_values(start_from: str, presets_dir: Path, dataset: dict | None = None) -> dict[str, Any]:
+    """The run name and train settings to show for a starting point."""
+    if start_from == CURRENT_SELECTION:
+        config = FtuiConfig(name=_selection_name("lora", dataset or {}))
+    else:
+        config = load_preset(presets_dir, start_from)
+    return {"name": config.name, **{name: getattr(config.train, name) for name in TRAIN_FIELDS}}
+
+
+def config_for_start(
+    start_from: str,
+    values: dict[str, Any],
+    dataset: dict | None,
+    settings: dict[str, Any],
+    presets_dir: Path,
+) -> tuple[FtuiConfig, Path]:
+    """The checked config for a new run and the folder it runs in.
+
+    Presets run from the folder above presets/ (their data paths are relative to it); the
+    current selection's dataset path is absolute and runs from the server's folder.
+    """
+    if start_from == CURRENT_SELECTION:
+        base, cwd = config_from_selection(dataset or {}, settings), Path.cwd()
+    else:
+        base, cwd = load_preset(presets_dir, start_from), presets_dir.parent
+    config = with_train_values(base, values)
+    if config.method.name == "few_shot":
+        raise ConfigError(
+            "few_shot trains nothing: it is the no-training baseline. Compare it in the "
+            "Playground, or choose a training method in the Method tab."
+        )
+    return config, cwd
+
+
+def config_from_selection(dataset: dict, settings: dict[str, Any]) -> FtuiConfig:
+    """Defaults, with the Data tab's dataset and the Method tab's settings (dotted keys)."""
+    if not dataset:
+        raise ConfigError(
+            "No dataset chosen yet: pick or upload one in the Data tab, or start from a preset."
+        )
+    if not dataset.get("ok"):
+        raise ConfigError(
+            f"The dataset {dataset.get('source')} has errors: fix them in the Data tab first."
+        )
+    fmt = dataset.get("format")
+    tree: dict[str, Any] = {
+        "data": {
+            "path": str(dataset["source"]),
+            "format": fmt if fmt in field_choices(DataConfig, "format") else "auto",
+            "columns": {str(k): str(v) for k, v in (dataset.get("columns") or {}).items()},
+        }
+    }
+    for key, value in settings.items():
+        section, name = key.split(".", 1)
+        tree.setdefault(section, {})[name] = _widget_value(section, name, value)
+    tree["name"] = _selection_name(tree.get("method", {}).get("name", "lora"), dataset)
+    return config_from_dict(tree)
+
+
+def with_train_values(config: FtuiConfig, values: dict[str, Any]) -> FtuiConfig:
+    """A copy of `config` with the run name and TRAIN_FIELDS from `values`, checked."""
+    tree = config_to_dict(config)
+    name = str(values.get("name") or "").strip()
+    if name:
+        tree["name"] = name
+    for key in TRAIN_FIELDS:
+        value = values.get(key)
+        if value is None:
+            raise ConfigError(f"train.{key} is empty: type a number")
+        tree["train"][key] = _widget_value("train", key, value)
+    config = config_from_dict(tree)
+    check_train_values(config.train)
+    return config
+
+
+def check_train_values(train: TrainConfig) -> None:
+    """Ranges the config classes leave to the trainer, said before anything starts."""
+    rules = [
+        ("epochs", train.epochs > 0, "must be more than 0, e.g. 1"),
+        ("max_steps", train.max_steps == -1 or train.max_steps >= 1, "must be -1 or 1+"),
+        ("eval_every", train.eval_every >= 1, "must be at least 1 step"),
+        ("save_every", train.save_every >= 1, "must be at least 1 step"),
+        ("early_stopping_patience", train.early_stopping_patience >= 0, "must be 0 or more"),
+    ]
+    for key, ok, rule in rules:
+        if not ok:
+            raise ConfigError(f"train.{key} {rule} (got {getattr(train, key)})")
+
+
+def save_for_cli(
+    config: FtuiConfig, workspace: Workspace, cwd: Path, now: float | None = None
+) -> tuple[Path, str, str]:
+    """Write workspace/configs/<name>-<time>.yaml; return (path, its text, the command)."""
+    folder = workspace.root / CONFIGS_FOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now or time.time()))
+    safe = re.sub(r"[^A-Za-z0-9_-]+", "-", config.name).strip("-")[:40] or "run"
+    path = folder / f"{safe}-{stamp}.yaml"
+    config_path, workspace_path = _shown(path, cwd), _shown(workspace.root, cwd)
+    command = f"cd {shlex.quote(str(cwd))}\nftui train {config_path} --workspace {workspace_path}"
+    body = yaml.safe_dump(mask_secrets(config_to_dict(config)), sort_keys=False)
+    header = (
+        f"# Written by the ftui Train tab. Relative paths resolve from {cwd}.\n"
+        f"# Run: ftui train {config_path} --workspace {workspace_path}\n\n"
+    )
+    path.write_text(header + body, encoding="utf-8")
+    return path, header + body, command
+
+
+def _shown(path: Path, cwd: Path) -> str:
+    """A path relative to cwd when it lies inside it, shell-quoted."""
+    try:
+        return shlex.quote(str(path.relative_to(cwd)))
+    except ValueError:
+        return shlex.quote(str(path))
+
+
+def _selection_name(method: str, dataset: dict) -> str:
+    stem = Path(str(dataset.get("source") or "data")).stem
+    return f"{method}-{stem}"[:60]
+
+
+def _widget_value(section: str, name: str, value: Any) -> Any:
+    """Sliders hand over floats: whole numbers become ints for int fields."""
+    section_class = typing.get_type_hints(FtuiConfig).get(section)
+    hint = typing.get_type_hints(section_class).get(name) if section_class else None
+    if hint is int and isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value

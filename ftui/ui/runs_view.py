@@ -1,0 +1,294 @@
+"""What the Train tab shows about runs, as plain values: plot frames, progress, history, diffs.
+
+Everything is read from the run folder (status.json, metrics.jsonl, train.log, config.yaml)
+and the job index rows (`Jobs.list()`), so a reloaded page or a restarted server shows a run
+exactly as far as it got. No gradio here: the tab module turns these values into components.
+
+    view = read_run_view(row, run)          # one run: curves, progress, log, error, actions
+    history_frame(jobs.list())              # the history table
+    compare_frame({id: metrics, ...})       # loss curves of several runs on one plot
+    config_diff({id: config_dict, ...})     # the config keys where runs differ
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from ftui.rundir import FINISHED, RunDir
+
+ACTIVE = ("queued", "running")
+LOG_LINES = 40
+TRAIN_SERIES = "train loss"
+EVAL_SERIES = "eval loss"
+HISTORY_COLUMNS = [
+    "run", "state", "owner", "model", "method", "dataset", "steps",
+    "train loss", "eval loss", "duration", "tokens", "queue",
+]  # fmt: skip
+
+
+# ---------------------------------------------------------------- curves
+
+
+def loss_frame(metrics: list[dict[str, Any]]) -> pd.DataFrame:
+    """Training and eval loss against step, long format: step, loss, series."""
+    rows = [(m["step"], m["loss"], TRAIN_SERIES) for m in metrics if _has(m, "loss")]
+    rows += [(m["step"], m["eval_loss"], EVAL_SERIES) for m in metrics if _has(m, "eval_loss")]
+    return pd.DataFrame(rows, columns=["step", "loss", "series"])
+
+
+def metric_frame(metrics: list[dict[str, Any]], key: str, scale: float = 1.0) -> pd.DataFrame:
+    """One logged value against step (training log lines only): step, value."""
+    rows = [(m["step"], m[key] * scale) for m in metrics if _has(m, key) and _has(m, "loss")]
+    return pd.DataFrame(rows, columns=["step", "value"])
+
+
+def compare_frame(metrics_by_run: dict[str, list[dict[str, Any]]]) -> pd.DataFrame:
+    """Loss curves of several runs on one plot: step, loss, curve ("<run> · train loss")."""
+    frames = []
+    for run_id, metrics in metrics_by_run.items():
+        frame = loss_frame(metrics)
+        frame["curve"] = run_id + " · " + frame.pop("series")
+        frames.append(frame)
+    if not frames:
+        return pd.DataFrame(columns=["step", "loss", "curve"])
+    return pd.concat(frames, ignore_index=True)
+
+
+def _has(record: dict[str, Any], key: str) -> bool:
+    return isinstance(record.get(key), (int, float)) and "step" in record
+
+
+# ---------------------------------------------------------------- progress
+
+
+def eta_seconds(metrics: list[dict[str, Any]], max_steps: int | None) -> float | None:
+    """Seconds left, from the time per step since this (possibly resumed) attempt started.
+
+    `elapsed` restarts at 0 when a run is resumed, so only the last attempt's records count;
+    the first attempt starts at step 0, a resumed one at its first logged record.
+    """
+    timed = [m for m in metrics if _has(m, "elapsed")]
+    if not timed or not max_steps:
+        return None
+    start = 0
+    for index in range(1, len(timed)):
+        if timed[index]["elapsed"] < timed[index - 1]["elapsed"]:
+            start = index
+    attempt, last = timed[start:], timed[-1]
+    origin = (0, 0.0) if start == 0 else (attempt[0]["step"], attempt[0]["elapsed"])
+    steps_done = last["step"] - origin[0]
+    if steps_done <= 0:
+        return None
+    per_step = (last["elapsed"] - origin[1]) / steps_done
+    return max(0.0, per_step * (max_steps - last["step"]))
+
+
+def current_step(metrics: list[dict[str, Any]], status: dict[str, Any]) -> tuple[int, int | None]:
+    """(last logged step, total steps) — total from status.json, else from the metrics."""
+    step = max((m["step"] for m in metrics if "step" in m), default=0)
+    total = status.get("max_steps") or next(
+        (m["max_steps"] for m in reversed(metrics) if m.get("max_steps")), None
+    )
+    return step, total
+
+
+def format_duration(seconds: float | None) -> str:
+    """42 s, 3 min 05 s, 1 h 02 min; '-' when unknown."""
+    if seconds is None:
+        return "-"
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+def state_text(row: dict[str, Any]) -> str:
+    """The run's state, with its place in the queue when it waits."""
+    if row.get("state") == "queued" and row.get("position"):
+        return f"queued (#{row['position']} in line for {row.get('device', 'the device')})"
+    return str(row.get("state", "unknown"))
+
+
+def progress_html(state: str, step: int, total: int | None, eta: float | None) -> str:
+    """A progress bar with `step x / y`, percent and ETA (HTML for a gr.HTML)."""
+    if not total:
+        text = "waiting to start" if state == "queued" else f"step {step}"
+        return f'<div class="ftui-progress"><progress></progress> {html.escape(text)}</div>'
+    percent = 100 * min(step, total) / total
+    eta_text = f" · ETA {format_duration(eta)}" if state == "running" and eta is not None else ""
+    return (
+        f'<div class="ftui-progress"><progress value="{min(step, total)}" max="{total}"></progress>'
+        f" step {step} / {total} · {percent:.0f}%{eta_text}</div>"
+    )
+
+
+def duration_of(row: dict[str, Any], now: float | None = None) -> float | None:
+    """Seconds from start to finish (to now while it runs); None before it starts."""
+    started = row.get("started")
+    if not started:
+        return None
+    end = row.get("finished") or (now or time.time())
+    return max(0.0, end - started)
+
+
+# ---------------------------------------------------------------- one run
+
+
+@dataclass
+class RunView:
+    """Everything the live view shows about one run."""
+
+    run_id: str
+    state: str
+    header: str
+    progress: str
+    loss: pd.DataFrame
+    learning_rate: pd.DataFrame
+    grad_norm: pd.DataFrame
+    tokens_per_second: pd.DataFrame
+    memory_gb: pd.DataFrame
+    log: str
+    error: str
+    can_cancel: bool = False
+    can_resume: bool = False
+    can_delete: bool = False
+
+
+def read_run_view(row: dict[str, Any], run: RunDir) -> RunView:
+    """Read one run's folder into a RunView; `row` is its job index row."""
+    status = run.read_status()
+    metrics = run.read_metrics()
+    state = row["state"]
+    step, total = current_step(metrics, status)
+    eta = eta_seconds(metrics, total)
+    error = status.get("error") or row.get("error") or ""
+    return RunView(
+        run_id=row["id"],
+        state=state,
+        header=run_header(row, step, total),
+        progress=progress_html(state, step, total, eta),
+        loss=loss_frame(metrics),
+        learning_rate=metric_frame(metrics, "learning_rate"),
+        grad_norm=metric_frame(metrics, "grad_norm"),
+        tokens_per_second=metric_frame(metrics, "tokens_per_second"),
+        memory_gb=metric_frame(metrics, "memory_bytes", scale=1e-9),
+        log=run.log_tail(LOG_LINES),
+        error=error if state in ("failed", "cancelled") else "",
+        can_cancel=state in ACTIVE,
+        can_resume=state in ("failed", "cancelled"),
+        can_delete=state in FINISHED,
+    )
+
+
+def run_header(row: dict[str, Any], step: int, total: int | None) -> str:
+    """Markdown: name and state, then what it trains and who started it."""
+    duration = format_duration(duration_of(row))
+    return (
+        f"### {row['name']} — {state_text(row)}\n"
+        f"`{row['id']}` · {row['method']} on **{row['model']}** · data `{row['dataset']}` · "
+        f"started by {row['owner']} · {duration}"
+    )
+
+
+def folder_signature(run: RunDir) -> tuple:
+    """Changes whenever the run's status, metrics or log change (cheap: three stat calls)."""
+    marks = []
+    for path in (run.status_path, run.metrics_path, run.log_path):
+        try:
+            info = path.stat()
+            marks.append((info.st_mtime_ns, info.st_size))
+        except FileNotFoundError:
+            marks.append(None)
+    return tuple(marks)
+
+
+# ---------------------------------------------------------------- many runs
+
+
+def default_run(rows: list[dict[str, Any]]) -> str | None:
+    """The run to watch first: the newest running, else the newest queued, else the newest."""
+    for state in ("running", "queued"):
+        for row in rows:  # newest first
+            if row["state"] == state:
+                return row["id"]
+    return rows[0]["id"] if rows else None
+
+
+def run_choices(rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """(label, run id) pairs for a dropdown, newest first."""
+    return [(f"{row['id']} ({state_text(row)})", row["id"]) for row in rows]
+
+
+def history_frame(rows: list[dict[str, Any]], now: float | None = None) -> pd.DataFrame:
+    """One row per run, newest first, with final losses, duration, tokens and queue place."""
+    records = [
+        [
+            row["id"],
+            row["state"],
+            row["owner"],
+            row["model"],
+            row["method"],
+            row["dataset"],
+            row["steps"],
+            _rounded(row["train_loss"]),
+            _rounded(row["eval_loss"]),
+            format_duration(duration_of(row, now)),
+            int(row["tokens"]) if row["tokens"] is not None else None,
+            row.get("position"),
+        ]
+        for row in rows
+    ]
+    return pd.DataFrame(records, columns=HISTORY_COLUMNS)
+
+
+def _rounded(value: float | None) -> float | None:
+    return round(value, 4) if value is not None else None
+
+
+def read_config_dict(run: RunDir) -> dict[str, Any]:
+    """The run's config.yaml as plain data ({} when missing or unreadable)."""
+    try:
+        data = yaml.safe_load(run.config_path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{'train': {'epochs': 1}} -> {'train.epochs': 1}."""
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def config_diff(configs: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    """Config keys as rows, runs as columns: the keys that differ (every key for one run)."""
+    flat = {run_id: flatten(config) for run_id, config in configs.items()}
+    keys = list(dict.fromkeys(key for values in flat.values() for key in values))
+    if len(flat) > 1:
+        keys = [key for key in keys if len({repr(v.get(key)) for v in flat.values()}) > 1]
+    records = [[key, *(_cell(values.get(key)) for values in flat.values())] for key in keys]
+    return pd.DataFrame(records, columns=["setting", *flat])
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (dict, list)):
+        return yaml.safe_dump(value, default_flow_style=True).strip()
+    return str(value)
