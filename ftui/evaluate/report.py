@@ -115,9 +115,12 @@ def _curve_chart(run: RunDir) -> Any:
 
 
 def _svg(figure: Any) -> str:
+    import matplotlib
+
     buffer = io.StringIO()
     figure.tight_layout()
-    figure.savefig(buffer, format="svg")
+    with matplotlib.rc_context({"svg.fonttype": "none"}):  # text as text: small, no glyph ids
+        figure.savefig(buffer, format="svg", metadata={"Date": None})
     text = buffer.getvalue()
     return text[text.index("<svg") :]
 
