@@ -30,6 +30,14 @@ def load_training_data(data: DataConfig, objective: str = "instruction") -> tupl
     """
     from datasets import Dataset
 
+    train_rows, validation_rows = load_training_rows(data, objective)
+    return Dataset.from_list(train_rows), (
+        Dataset.from_list(validation_rows) if validation_rows else None
+    )
+
+
+def load_training_rows(data: DataConfig, objective: str = "instruction") -> tuple[list, list]:
+    """The same rows as plain lists of dicts (the playground needs no `datasets` import)."""
     frame = load_source(data.path)
     if data.validation_path:
         validation = load_source(data.validation_path)
@@ -37,10 +45,9 @@ def load_training_data(data: DataConfig, objective: str = "instruction") -> tupl
         frame, validation = split_train_validation(frame, data.validation_fraction, data.seed)
     format, columns = _resolve_layout(frame, data)
     _check_objective(format, objective, data.path)
-    train_rows = training_rows(frame, format, columns, data.system_prompt)
-    validation_rows = training_rows(validation, format, columns, data.system_prompt)
-    return Dataset.from_list(train_rows), (
-        Dataset.from_list(validation_rows) if validation_rows else None
+    return (
+        training_rows(frame, format, columns, data.system_prompt),
+        training_rows(validation, format, columns, data.system_prompt),
     )
 
 

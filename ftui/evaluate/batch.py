@@ -63,12 +63,12 @@ def evaluate_run(
 
 
 def validation_rows(compare: Comparison, limit: int) -> list[dict[str, Messages]]:
-    from ftui.data.training_data import load_training_data
+    from ftui.data.training_data import load_training_rows
 
-    _, validation = load_training_data(compare.config.data, compare.config.method.objective)
-    if validation is None or "completion" not in validation.column_names:
+    _, validation = load_training_rows(compare.config.data, compare.config.method.objective)
+    if not validation or "completion" not in validation[0]:
         raise ValueError("this run has no validation prompts with reference answers to score")
-    return [validation[index] for index in range(min(limit, len(validation)))]
+    return validation[:limit]
 
 
 def _answers(compare: Comparison, rows: list, variant: str, step: Callable[[int], None]) -> list:

@@ -14,8 +14,10 @@ and chat template the run was trained with.
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from ftui.config import FtuiConfig
@@ -45,6 +47,8 @@ class Comparison:
     tuned: Any  # the same object for adapter runs; a second model for full fine-tunes
     shots: list[dict[str, Messages]]  # {"prompt": [...], "completion": [...]} training rows
     device: str
+    # Switching the adapter off is global to the model: one generation at a time.
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
     def load(cls, run: RunDir, shots: int | None = None) -> Comparison:
@@ -66,7 +70,9 @@ class Comparison:
         if output == run.adapter:
             from peft import PeftModel
 
-            base = PeftModel.from_pretrained(loaded.model, output).eval()
+            # low_cpu_mem_usage: the adapter is created empty and filled from the file, not
+            # initialised randomly first (no second copy of it while loading).
+            base = PeftModel.from_pretrained(loaded.model, output, low_cpu_mem_usage=True).eval()
             tuned = base
         else:
             from transformers import AutoModelForCausalLM
@@ -81,14 +87,18 @@ class Comparison:
 
     # ------------------------------------------------------------ prompts
 
-    def chat(self, prompt: Messages, variant: str) -> Messages:
-        """The messages a variant answers: few-shot puts the examples before the question."""
-        if variant != "few_shot" or not self.shots:
+    def chat(
+        self, prompt: Messages, variant: str, shots: list[dict[str, Messages]] | None = None
+    ) -> Messages:
+        """The messages a variant answers: few-shot puts the examples (default: the run's
+        first k training rows) before the question, after any system prompt."""
+        shots = self.shots if shots is None else shots
+        if variant != "few_shot" or not shots:
             return prompt
         system = [m for m in prompt if m["role"] == "system"]
         turns = [m for m in prompt if m["role"] != "system"]
         examples = []
-        for shot in self.shots:
+        for shot in shots:
             examples += [m for m in shot["prompt"] if m["role"] != "system"]
             examples += shot["completion"]
         return [*system, *examples, *turns]
@@ -123,11 +133,45 @@ class Comparison:
             answers.append(Answer(text, seconds / len(chats), count))
         return answers
 
+    def stream(
+        self, chat: Messages, variant: str, max_new_tokens: int, **decoding: Any
+    ) -> Iterator[Answer]:
+        """The answer as it grows: one Answer (text so far, seconds, tokens) per new piece."""
+        import torch
+        from transformers import TextIteratorStreamer
+
+        inputs = self.tokenizer.apply_chat_template(
+            chat, add_generation_prompt=True, return_tensors="pt", return_dict=True
+        ).to(self.device)
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        settings = {"do_sample": False, **decoding}
+
+        def generate() -> None:
+            with torch.inference_mode(), self.variant_model(variant) as model:
+                model.generate(
+                    **inputs, max_new_tokens=max_new_tokens, streamer=streamer,
+                    pad_token_id=self.tokenizer.pad_token_id, **settings,
+                )  # fmt: skip
+
+        worker = threading.Thread(target=generate, daemon=True)
+        started = time.perf_counter()
+        worker.start()
+        text = ""
+        for piece in streamer:
+            text += piece
+            tokens = len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+            yield Answer(text.strip(), time.perf_counter() - started, tokens)
+        worker.join()
+
     @contextlib.contextmanager
     def variant_model(self, variant: str):
         """The model answering as `variant` (adapter switched off for base and few-shot)."""
         if variant not in VARIANTS:
             raise ValueError(f"unknown variant {variant!r}; one of {', '.join(VARIANTS)}")
+        with self.lock:
+            yield from self._switch(variant)
+
+    def _switch(self, variant: str):
         if variant == "fine_tuned":
             yield self.tuned
         elif self.base is self.tuned:
@@ -141,7 +185,43 @@ def _training_shots(config: FtuiConfig, k: int) -> list[dict[str, Messages]]:
     """The first k rows of the training split, as prompt/completion message lists."""
     if k <= 0 or config.method.objective != "instruction":
         return []
-    from ftui.data.training_data import load_training_data
+    from ftui.data.training_data import load_training_rows
 
-    train, _ = load_training_data(config.data, config.method.objective)
-    return [train[index] for index in range(min(k, len(train)))]
+    train, _ = load_training_rows(config.data, config.method.objective)
+    return train[:k]
+
+
+def shot_from_pair(question: str, answer: str) -> dict[str, Messages]:
+    """An edited few-shot example (question, answer) as a training-row shot."""
+    return {
+        "prompt": [{"role": "user", "content": question}],
+        "completion": [{"role": "assistant", "content": answer}],
+    }
+
+
+def prompt_from_text(config: FtuiConfig, text: str) -> Messages:
+    """A typed question as the chat the run was trained on (its system prompt first)."""
+    system = config.data.system_prompt
+    user = [{"role": "user", "content": text}]
+    return [{"role": "system", "content": system}, *user] if system else user
+
+
+class ComparisonCache:
+    """One loaded comparison at a time, shared by every browser session (one base copy)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._key: tuple[str, float] | None = None
+        self._comparison: Comparison | None = None
+
+    def get(self, run: RunDir) -> Comparison:
+        output = run.output
+        if output is None:
+            raise ValueError(f"run {run.run_id} has saved no adapter or model yet")
+        key = (str(run.path), output.stat().st_mtime)
+        with self._lock:
+            if self._key != key:
+                self._comparison = None  # drop the old weights before loading new ones
+                self._comparison = Comparison.load(run)
+                self._key = key
+            return self._comparison

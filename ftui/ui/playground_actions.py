@@ -1,0 +1,246 @@
+"""The Playground tab's server-side actions: check the input, call ftui.evaluate / ftui.export,
+shape the results for the widgets. Bad input raises gr.Error with a plain message."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+
+from ftui.evaluate.compare import (
+    TITLES,
+    VARIANTS,
+    ComparisonCache,
+    prompt_from_text,
+    shot_from_pair,
+)
+from ftui.jobs import JobError, Jobs
+from ftui.rundir import RunDir
+from ftui.workspace import PathOutsideWorkspace, Workspace
+
+CASES_SHOWN = 3
+
+
+def finished_runs(jobs: Jobs) -> list[tuple[str, str]]:
+    """(label, id) of every run that saved an adapter or model, newest first."""
+    choices = []
+    for row in jobs.list():
+        if jobs.run_dir(row["id"]).output is not None:
+            loss = f", eval loss {row['eval_loss']:.3f}" if row["eval_loss"] is not None else ""
+            choices.append((f"{row['id']} ({row['method']}, {row['state']}{loss})", row["id"]))
+    return choices
+
+
+def run_dir(jobs: Jobs, run_id: str | None) -> RunDir:
+    if not run_id:
+        raise gr.Error("Choose a fine-tuned run first (train one in the Train tab).")
+    try:
+        jobs.get(run_id)
+    except JobError as exc:
+        raise gr.Error(str(exc)) from None
+    run = jobs.run_dir(run_id)
+    if run.output is None:
+        raise gr.Error(f"Run {run_id} has saved no adapter or model yet.")
+    return run
+
+
+def run_defaults(jobs: Jobs, run_id: str | None) -> tuple[Any, ...]:
+    """A validation question as the prompt, the run's few-shot examples, its eval settings."""
+    from ftui.data.training_data import load_training_rows
+
+    if not run_id:
+        return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+    config = run_dir(jobs, run_id).read_config()
+    try:
+        train, validation = load_training_rows(config.data, config.method.objective)
+    except Exception as exc:  # the data may have moved since training; the run still works
+        gr.Warning(f"Could not read the run's data for examples: {exc}")
+        return "", pd.DataFrame(columns=["question", "answer"]), gr.skip(), gr.skip()
+    question = _user_text(validation[0]["prompt"]) if validation else ""
+    k = config.eval.few_shot_k if config.method.objective == "instruction" else 0
+    shots = pd.DataFrame(
+        [
+            {"question": _user_text(row["prompt"]), "answer": row["completion"][-1]["content"]}
+            for row in train[:k]
+        ],
+        columns=["question", "answer"],
+    )
+    return question, shots, config.eval.max_new_tokens, min(config.eval.limit, len(validation))
+
+
+def stream_three(
+    jobs: Jobs, cache: ComparisonCache, run_id: str, text: str, shot_rows: Any,
+    tokens: int, temperature: float, top_p: float,
+) -> Iterator[tuple[str, ...]]:  # fmt: skip
+    """Stream base, then few-shot, then fine-tuned; yield all six widget values each time."""
+    if not text or not text.strip():
+        raise gr.Error("Type a prompt to compare.")
+    run = run_dir(jobs, run_id)
+    compare = cache.get(run)
+    prompt = prompt_from_text(compare.config, text.strip())
+    shots = _shots(shot_rows)
+    decoding = {"do_sample": True, "temperature": temperature, "top_p": top_p}
+    if temperature <= 0:
+        decoding = {"do_sample": False}
+    texts, stats = ["", "", ""], ["", "", ""]
+    for index, variant in enumerate(VARIANTS):
+        stats[index] = "_answering..._"
+        chat = compare.chat(prompt, variant, shots)
+        for answer in compare.stream(chat, variant, int(tokens), **decoding):
+            texts[index] = answer.text
+            yield (*texts, *stats)
+        stats[index] = (
+            f"{answer.seconds:.2f} s, {answer.new_tokens} tokens, "
+            f"{answer.tokens_per_second:.1f} tokens/s"
+        )
+        yield (*texts, *stats)
+
+
+def _shots(rows: Any) -> list[dict]:
+    if rows is None:
+        return []
+    frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows)
+    pairs = []
+    for record in frame.fillna("").to_dict("records"):
+        question, answer = str(record.get("question", "")), str(record.get("answer", ""))
+        if question.strip() and answer.strip():
+            pairs.append(shot_from_pair(question.strip(), answer.strip()))
+    return pairs
+
+
+def _user_text(messages: list[dict[str, str]]) -> str:
+    return next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
+
+
+# ---------------------------------------------------------------- batch evaluation
+
+
+def evaluate(jobs: Jobs, run_id: str, count: int, progress: Any) -> dict:
+    from ftui.evaluate.batch import evaluate_run
+
+    run = run_dir(jobs, run_id)
+    try:
+        return evaluate_run(run, limit=count, progress=lambda f, text: progress(f, desc=text))
+    except ValueError as exc:
+        raise gr.Error(str(exc)) from None
+
+
+def report_views(report: dict) -> tuple[pd.DataFrame, pd.DataFrame, str, pd.DataFrame]:
+    """(scores table, chart data, best/worst markdown, every example) for the widgets."""
+    from ftui.evaluate.report import scores_frame
+
+    table = scores_frame(report).round(3).reset_index(names="variant")
+    return table, scores_chart_frame(report), _cases_markdown(report), examples_frame(report)
+
+
+def scores_chart_frame(report: dict) -> pd.DataFrame:
+    """Long format for the bar chart; perplexity is left out (unbounded, lower is better)."""
+    rows = [
+        {"bar": f"{m} · {TITLES[v]}", "variant": TITLES[v], "score": report["summary"][v][m]}
+        for m in report["metrics"]
+        if m != "perplexity"
+        for v in VARIANTS
+    ]
+    return pd.DataFrame(rows)  # one bar per metric and variant, grouped by metric
+
+
+def examples_frame(report: dict) -> pd.DataFrame:
+    primary = report["primary"]
+    rows = []
+    for example in report["examples"]:
+        # The instruction repeats on every row: show what follows it (the ticket itself).
+        row = {"prompt": example["prompt"].split("\n\n")[-1], "reference": example["reference"]}
+        for variant in VARIANTS:
+            row[TITLES[variant]] = example[variant]
+            row[f"{TITLES[variant]} {primary}"] = example[f"{variant}_scores"][primary]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _cases_markdown(report: dict) -> str:
+    primary = report["primary"]
+    lines = []
+    for title, indexes in (("Best", report["best"]), ("Worst", report["worst"])):
+        lines.append(f"\n**{title} cases of the fine-tuned model** ({primary})\n")
+        for index in indexes[:CASES_SHOWN]:
+            example = report["examples"][index]
+            score = example["fine_tuned_scores"][primary]
+            lines.append(
+                f"- `{_short(example['fine_tuned'])}` vs reference "
+                f"`{_short(example['reference'])}` ({score:.2f})"
+            )
+    return "\n".join(lines)
+
+
+def _short(text: str, limit: int = 90) -> str:
+    text = " ".join(text.split()).replace("`", "'")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def report_page(jobs: Jobs, run_id: str, report: dict) -> str:
+    from ftui.evaluate.report import report_html
+
+    return report_html(run_dir(jobs, run_id), report)
+
+
+# ---------------------------------------------------------------- forgetting and export
+
+
+def forgetting_markdown(jobs: Jobs, cache: ComparisonCache, run_id: str) -> str:
+    from ftui.evaluate.forgetting import forgetting_check
+
+    check = forgetting_check(cache.get(run_dir(jobs, run_id)))
+    ppl, right, total = check["perplexity"], check["correct"], check["total"]
+    lines = [
+        "| | general-text perplexity (lower is better) | general questions right |",
+        "|---|---|---|",
+        f"| Base | {ppl['base']:.2f} | {right['base']} of {total} |",
+        f"| Fine-tuned | {ppl['fine_tuned']:.2f} | {right['fine_tuned']} of {total} |",
+    ]
+    return "\n".join(lines)
+
+
+def merge(jobs: Jobs, workspace: Workspace, run_id: str, out: str) -> str:
+    from ftui.export import compare_latency, merge_run
+
+    run = run_dir(jobs, run_id)
+    folder = _export_folder(workspace, out, run_id)
+    merge_run(run, folder)
+    text = f"Saved the merged model to `{folder}` (safetensors, tokenizer, model card)."
+    if run.output == run.adapter:
+        timing = compare_latency(run, folder)
+        text += (
+            f"\n\nLatency per generated token: "
+            f"{timing['unmerged_seconds_per_token'] * 1000:.1f} ms base + adapter, "
+            f"{timing['merged_seconds_per_token'] * 1000:.1f} ms merged."
+        )
+    return text
+
+
+def push(
+    jobs: Jobs, workspace: Workspace, run_id: str, out: str, repo_id: str, token: str | None
+) -> str:
+    from ftui.export import push_to_hub
+
+    if not repo_id or "/" not in repo_id:
+        raise gr.Error("Give the Hub repo as owner/name.")
+    folder = _export_folder(workspace, out, run_id)
+    if not (folder / "config.json").is_file():
+        raise gr.Error("Merge and save first: the push uploads the merged folder.")
+    try:
+        url = push_to_hub(folder, repo_id, token or "")
+    except (ValueError, RuntimeError) as exc:
+        raise gr.Error(str(exc)) from None
+    return f"Pushed to {url}"
+
+
+def _export_folder(workspace: Workspace, out: str, run_id: str):
+    name = (out or "exports/").strip()
+    if name.endswith("/"):
+        name += run_id
+    try:
+        return workspace.resolve(name)
+    except PathOutsideWorkspace as exc:
+        raise gr.Error(str(exc)) from None
