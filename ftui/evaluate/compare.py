@@ -78,6 +78,7 @@ class Comparison:
             from transformers import AutoModelForCausalLM
 
             base = loaded.model
+            _check_second_copy_fits(base, loaded.device)
             tuned = AutoModelForCausalLM.from_pretrained(
                 output, dtype=loaded.dtype, use_safetensors=True
             ).to(loaded.device)
@@ -179,6 +180,25 @@ class Comparison:
                 yield self.base
         else:
             yield self.base
+
+
+def _check_second_copy_fits(model: Any, device: str) -> None:
+    """A full fine-tune is a second model of the same size: refuse when it cannot fit."""
+    import os
+
+    import torch
+
+    needed = sum(p.numel() * p.element_size() for p in model.parameters())
+    if device.startswith("cuda"):
+        free = torch.cuda.mem_get_info()[0]
+    else:
+        free = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+    if needed > 0.9 * free:
+        raise ValueError(
+            f"this run fine-tuned every weight, so comparing needs a second copy of the model "
+            f"({needed / 1e9:.1f} GB) and only {free / 1e9:.1f} GB is free on {device}; free "
+            "memory, or compare an adapter run (LoRA, QLoRA) which shares the base weights"
+        )
 
 
 def _training_shots(config: FtuiConfig, k: int) -> list[dict[str, Messages]]:
