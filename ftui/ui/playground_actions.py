@@ -77,8 +77,7 @@ def stream_three(
     """Stream base, then few-shot, then fine-tuned; yield all six widget values each time."""
     if not text or not text.strip():
         raise gr.Error("Type a prompt to compare.")
-    run = run_dir(jobs, run_id)
-    compare = cache.get(run)
+    compare = _comparison(cache, run_dir(jobs, run_id))
     prompt = prompt_from_text(compare.config, text.strip())
     shots = _shots(shot_rows)
     decoding = {"do_sample": True, "temperature": temperature, "top_p": top_p}
@@ -96,6 +95,15 @@ def stream_three(
             f"{answer.tokens_per_second:.1f} tokens/s"
         )
         yield (*texts, *stats)
+
+
+def _comparison(cache: ComparisonCache, run: RunDir) -> Any:
+    from ftui.models import ModelLoadError
+
+    try:
+        return cache.get(run)
+    except (ValueError, OSError, ModelLoadError) as exc:
+        raise gr.Error(f"Could not load run {run.run_id}: {exc}") from None
 
 
 def _shots(rows: Any) -> list[dict]:
@@ -191,7 +199,7 @@ def report_page(jobs: Jobs, run_id: str, report: dict) -> str:
 def forgetting_markdown(jobs: Jobs, cache: ComparisonCache, run_id: str) -> str:
     from ftui.evaluate.forgetting import forgetting_check
 
-    check = forgetting_check(cache.get(run_dir(jobs, run_id)))
+    check = forgetting_check(_comparison(cache, run_dir(jobs, run_id)))
     ppl, right, total = check["perplexity"], check["correct"], check["total"]
     lines = [
         "| | general-text perplexity (lower is better) | general questions right |",
