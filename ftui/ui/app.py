@@ -1,7 +1,9 @@
 """The Gradio app: a header with the model choice, then one tab per step of the user's path.
 
 `build_app` only lays out and wires; each tab lives in its own module. State chosen in one
-tab (dataset, model) reaches the next through shared components.
+tab (dataset, model, method settings) reaches the next through shared components. Building
+the app re-attaches to the job queue: runs that outlived the last server keep being watched,
+dead ones are marked failed and queued ones start.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import gradio as gr
 
 from ftui.config import ModelConfig, field_help
+from ftui.jobs import Jobs
 from ftui.serve import ServerSettings
 from ftui.ui.data_tab import build_data_tab
 from ftui.ui.method_tab import build_method_tab
@@ -17,6 +20,8 @@ from ftui.ui.train_tab import build_train_tab
 
 
 def build_app(settings: ServerSettings) -> gr.Blocks:
+    jobs = Jobs(settings.workspace)
+    jobs.refresh()
     with gr.Blocks(title="ftui — fine-tune open LLMs") as app:
         gr.Markdown("# ftui\nFine-tune an open LLM on your own data and see what it bought you.")
         model_box = gr.Textbox(
@@ -29,9 +34,9 @@ def build_app(settings: ServerSettings) -> gr.Blocks:
             with gr.Tab("Data", id="data"):
                 data_tab = build_data_tab(settings, model_box)
             with gr.Tab("Method", id="method"):
-                build_method_tab(data_tab.dataset, model_box)
+                method_tab = build_method_tab(data_tab.dataset, model_box)
             with gr.Tab("Train", id="train"):
-                build_train_tab(data_tab.dataset, model_box)
+                build_train_tab(settings, jobs, data_tab.dataset, method_tab.settings)
             with gr.Tab("Playground", id="playground"):
-                build_playground_tab()
+                build_playground_tab(settings)
     return app

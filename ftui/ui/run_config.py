@@ -5,8 +5,8 @@ dataset and the Method tab's settings, defaults for the rest); the tab's train s
 top. Every value is checked here, on the server, and a bad one raises ConfigError with a
 sentence that names the setting.
 
-    config, cwd = config_for_start(start_from, values, dataset, settings, presets_dir)
-    path, text, command = save_for_cli(config, workspace, cwd)
+    message, run_id = start_run(jobs, start_from, values, dataset, settings, presets_dir, owner)
+    message, yaml_text, command = preview_run(workspace, start_from, values, ...)
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ from ftui.config import (
     field_choices,
     load_config,
 )
+from ftui.jobs import JobError, Jobs
+from ftui.models import ModelLoadError
 from ftui.rundir import mask_secrets
 from ftui.workspace import Workspace
 
@@ -105,6 +107,8 @@ def config_from_selection(dataset: dict, settings: dict[str, Any]) -> FtuiConfig
             "columns": {str(k): str(v) for k, v in (dataset.get("columns") or {}).items()},
         }
     }
+    if dataset.get("validation_fraction") is not None:
+        tree["data"]["validation_fraction"] = float(dataset["validation_fraction"])
     for key, value in settings.items():
         section, name = key.split(".", 1)
         tree.setdefault(section, {})[name] = _widget_value(section, name, value)
@@ -182,3 +186,40 @@ def _widget_value(section: str, name: str, value: Any) -> Any:
     if hint is int and isinstance(value, float) and value.is_integer():
         return int(value)
     return value
+
+
+def start_run(
+    jobs: Jobs,
+    start_from: str,
+    values: dict[str, Any],
+    dataset: dict | None,
+    settings: dict[str, Any],
+    presets_dir: Path,
+    owner: str,
+) -> tuple[str, str | None]:
+    """Check the config and queue the run: (a sentence for the user, the run id or None)."""
+    try:
+        config, cwd = config_for_start(start_from, values, dataset, settings, presets_dir)
+        run = jobs.submit(config, owner=owner, cwd=cwd)
+    except (ConfigError, JobError, ModelLoadError, OSError) as exc:
+        return f"**Cannot start:** {exc}", None
+    row = next(r for r in jobs.list() if r["id"] == run.run_id)
+    where = f"queued, #{row['position']} in line" if row["state"] == "queued" else row["state"]
+    return f"Started **{config.name}** as `{run.run_id}` ({where}).", run.run_id
+
+
+def preview_run(
+    workspace: Workspace,
+    start_from: str,
+    values: dict[str, Any],
+    dataset: dict | None,
+    settings: dict[str, Any],
+    presets_dir: Path,
+) -> tuple[str, str, str]:
+    """(a sentence for the user, the YAML, the command) for what Start would run."""
+    try:
+        config, cwd = config_for_start(start_from, values, dataset, settings, presets_dir)
+        path, text, command = save_for_cli(config, workspace, cwd)
+    except (ConfigError, OSError) as exc:
+        return f"**Cannot preview:** {exc}", "", ""
+    return f"Saved `{path}`: the command below runs the same training.", text, command

@@ -4,10 +4,11 @@ Everything is read from the run folder (status.json, metrics.jsonl, train.log, c
 and the job index rows (`Jobs.list()`), so a reloaded page or a restarted server shows a run
 exactly as far as it got. No gradio here: the tab module turns these values into components.
 
+    now = snapshot(jobs, run_id)            # the job list, the run to watch, change marks
     view = read_run_view(row, run)          # one run: curves, progress, log, error, actions
-    history_frame(jobs.list())              # the history table
-    compare_frame({id: metrics, ...})       # loss curves of several runs on one plot
-    config_diff({id: config_dict, ...})     # the config keys where runs differ
+    history_frame(now.rows)                 # the history table
+    compare_runs(jobs, [id, ...])           # overlaid loss curves and differing config keys
+    act_on_run(jobs, "cancel", id, user)    # cancel / resume / delete, said in a sentence
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from ftui.jobs import JobError, Jobs
 from ftui.rundir import FINISHED, RunDir
 
 ACTIVE = ("queued", "running")
-LOG_LINES = 40
+LOG_LINES = 20
 TRAIN_SERIES = "train loss"
 EVAL_SERIES = "eval loss"
 HISTORY_COLUMNS = [
@@ -36,23 +38,33 @@ HISTORY_COLUMNS = [
 
 
 def loss_frame(metrics: list[dict[str, Any]]) -> pd.DataFrame:
-    """Training and eval loss against step, long format: step, loss, series."""
+    """Training and eval loss against step, long format: step, loss, series.
+
+    A series with no point yet gets one row with a NaN loss (drawn as nothing): Gradio fixes
+    a plot's colours and legend when it first draws it, so both series must be there from
+    the start for the eval curve to show up later with its own colour.
+    """
     rows = [(m["step"], m["loss"], TRAIN_SERIES) for m in metrics if _has(m, "loss")]
     rows += [(m["step"], m["eval_loss"], EVAL_SERIES) for m in metrics if _has(m, "eval_loss")]
+    first = min((row[0] for row in rows), default=0)
+    for series in (TRAIN_SERIES, EVAL_SERIES):
+        if all(row[2] != series for row in rows):
+            rows.append((first, float("nan"), series))
     return pd.DataFrame(rows, columns=["step", "loss", "series"])
 
 
 def metric_frame(metrics: list[dict[str, Any]], key: str, scale: float = 1.0) -> pd.DataFrame:
     """One logged value against step (training log lines only): step, value."""
     rows = [(m["step"], m[key] * scale) for m in metrics if _has(m, key) and _has(m, "loss")]
-    return pd.DataFrame(rows, columns=["step", "value"])
+    # numeric even when empty: Gradio picks the axis types from the first data it draws
+    return pd.DataFrame(rows, columns=["step", "value"]).astype({"step": int, "value": float})
 
 
 def compare_frame(metrics_by_run: dict[str, list[dict[str, Any]]]) -> pd.DataFrame:
     """Loss curves of several runs on one plot: step, loss, curve ("<run> · train loss")."""
     frames = []
     for run_id, metrics in metrics_by_run.items():
-        frame = loss_frame(metrics)
+        frame = loss_frame(metrics).dropna()
         frame["curve"] = run_id + " · " + frame.pop("series")
         frames.append(frame)
     if not frames:
@@ -152,11 +164,12 @@ class RunView:
     state: str
     header: str
     progress: str
-    loss: pd.DataFrame
-    learning_rate: pd.DataFrame
-    grad_norm: pd.DataFrame
-    tokens_per_second: pd.DataFrame
-    memory_gb: pd.DataFrame
+    # curves are None until the run logs its first step (a plot then draws nothing)
+    loss: pd.DataFrame | None
+    learning_rate: pd.DataFrame | None
+    grad_norm: pd.DataFrame | None
+    tokens_per_second: pd.DataFrame | None
+    memory_gb: pd.DataFrame | None
     log: str
     error: str
     can_cancel: bool = False
@@ -172,16 +185,17 @@ def read_run_view(row: dict[str, Any], run: RunDir) -> RunView:
     step, total = current_step(metrics, status)
     eta = eta_seconds(metrics, total)
     error = status.get("error") or row.get("error") or ""
+    logged = any(_has(m, "loss") for m in metrics)
     return RunView(
         run_id=row["id"],
         state=state,
         header=run_header(row, step, total),
         progress=progress_html(state, step, total, eta),
-        loss=loss_frame(metrics),
-        learning_rate=metric_frame(metrics, "learning_rate"),
-        grad_norm=metric_frame(metrics, "grad_norm"),
-        tokens_per_second=metric_frame(metrics, "tokens_per_second"),
-        memory_gb=metric_frame(metrics, "memory_bytes", scale=1e-9),
+        loss=loss_frame(metrics) if logged else None,
+        learning_rate=metric_frame(metrics, "learning_rate") if logged else None,
+        grad_norm=metric_frame(metrics, "grad_norm") if logged else None,
+        tokens_per_second=metric_frame(metrics, "tokens_per_second") if logged else None,
+        memory_gb=metric_frame(metrics, "memory_bytes", scale=1e-9) if logged else None,
         log=run.log_tail(LOG_LINES),
         error=error if state in ("failed", "cancelled") else "",
         can_cancel=state in ACTIVE,
@@ -248,7 +262,7 @@ def history_frame(rows: list[dict[str, Any]], now: float | None = None) -> pd.Da
         ]
         for row in rows
     ]
-    return pd.DataFrame(records, columns=HISTORY_COLUMNS)
+    return pd.DataFrame(records, columns=HISTORY_COLUMNS, dtype=object)  # ints stay ints
 
 
 def _rounded(value: float | None) -> float | None:
@@ -292,3 +306,85 @@ def _cell(value: Any) -> str:
     if isinstance(value, (dict, list)):
         return yaml.safe_dump(value, default_flow_style=True).strip()
     return str(value)
+
+
+# ---------------------------------------------------------------- polling
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The job list and the run to watch at one moment, with cheap change marks."""
+
+    rows: list[dict[str, Any]]
+    chosen: str | None  # the run asked for if it exists, else default_run(rows)
+    listing: tuple  # changes when a run comes, goes, or changes state, place or steps
+    folder: tuple | None  # folder_signature of the chosen run
+    active: bool  # some run is queued or running
+
+
+def snapshot(jobs: Jobs, run_id: str | None) -> Snapshot:
+    """Refresh the queue (fail dead runs, start queued ones) and look at it."""
+    jobs.refresh()
+    rows = jobs.list()
+    chosen = run_id if any(row["id"] == run_id for row in rows) else default_run(rows)
+    listing = tuple((r["id"], r["state"], r.get("position"), r["steps"]) for r in rows)
+    folder = folder_signature(jobs.run_dir(chosen)) if chosen else None
+    active = any(row["state"] in ACTIVE for row in rows)
+    return Snapshot(rows, chosen, listing, folder, active)
+
+
+@dataclass
+class Comparison:
+    note: str
+    curves: pd.DataFrame  # compare_frame of the runs
+    diff: pd.DataFrame  # config_diff of the runs
+    names: list[str]  # the curves, in drawing order
+
+
+def compare_runs(jobs: Jobs, run_ids: list[str] | None) -> Comparison | None:
+    """Loss curves and config differences of the named runs (unknown ids are skipped)."""
+    known = {row["id"] for row in jobs.list()}
+    chosen = [run_id for run_id in run_ids or [] if run_id in known]
+    if not chosen:
+        return None
+    runs = {run_id: jobs.run_dir(run_id) for run_id in chosen}
+    curves = compare_frame({run_id: run.read_metrics() for run_id, run in runs.items()})
+    diff = config_diff({run_id: read_config_dict(run) for run_id, run in runs.items()})
+    if len(chosen) == 1:
+        note = "One run: its whole config. Choose another to see what differs."
+    elif diff.empty:
+        note = "These runs have the same config."
+    else:
+        count = len(diff)
+        note = f"{count} setting{'s differ' if count > 1 else ' differs'} between these runs."
+    return Comparison(note, curves, diff, list(dict.fromkeys(curves["curve"])))
+
+
+# ---------------------------------------------------------------- actions
+
+ACTIONS = ("cancel", "resume", "delete")
+
+
+def act_on_run(jobs: Jobs, action: str, run_id: str | None, username: str | None) -> str:
+    """Cancel, resume or delete a run through the job queue; return a sentence saying what
+    happened (or why not). Logged-in users may only act on their own runs."""
+    if action not in ACTIONS:
+        return f"Unknown action {action!r}."
+    if not run_id:
+        return "Choose a run first."
+    try:
+        row = jobs.get(run_id)
+        if username and row["owner"] != username:
+            return f"Run {run_id} belongs to {row['owner']}; only they can {action} it."
+        if action == "cancel":
+            outcome = jobs.cancel(run_id)
+            if outcome == "cancelled":
+                return f"Cancelled {run_id} before it started."
+            return f"Asked {run_id} to stop: it saves what it has at the next step."
+        if action == "resume":
+            jobs.resume(run_id)
+            return f"Resumed {run_id} from its last checkpoint ({state_text(jobs.get(run_id))})."
+        jobs.delete(run_id)
+        return f"Deleted {run_id} and its files."
+    except JobError as exc:
+        return f"Cannot {action}: {exc}"

@@ -1,17 +1,421 @@
-"""Train tab: a placeholder until the training issue lands, saying what it will do."""
+"""Train tab: start a run, watch it live, stop, resume or delete it, compare runs from history.
+
+Layout and wiring only. New runs' configs come from `ftui.ui.run_config`, everything shown
+about a run from `ftui.ui.runs_view` (read from its folder, so a reload shows all of it), and
+every action goes through `ftui.jobs.Jobs` on the server; the browser only names a run id.
+
+A gr.Timer polls every ACTIVE_SECONDS while any run is queued or running and every
+IDLE_SECONDS otherwise. Each tick also refreshes the queue (dead runs are marked failed,
+queued ones start) and sends nothing when neither the watched run's folder nor the job list
+changed.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import gradio as gr
+from gradio.events import Dependency
 
+from ftui.config import TrainConfig, field_help
+from ftui.jobs import Jobs
+from ftui.serve import ServerSettings
+from ftui.ui.data_tab import PRESETS_DIR
 from ftui.ui.method_tab import selection_summary
+from ftui.ui.run_config import (
+    CURRENT_SELECTION,
+    TRAIN_FIELDS,
+    preset_names,
+    preview_run,
+    start_run,
+    start_values,
+)
+from ftui.ui.runs_view import (
+    LOG_LINES,
+    act_on_run,
+    compare_runs,
+    history_frame,
+    read_run_view,
+    run_choices,
+    snapshot,
+)
+
+ACTIVE_SECONDS = 2.0
+IDLE_SECONDS = 10.0
+DEFAULT_PRESET = "triage-lora"
+NUMBER_LABELS = {
+    "epochs": ("Epochs", None),
+    "max_steps": ("Max steps", 0),
+    "learning_rate": ("Learning rate", None),
+    "eval_every": ("Eval every (steps)", 0),
+    "save_every": ("Save every (steps)", 0),
+    "early_stopping_patience": ("Early-stopping patience", 0),
+    "num_processes": ("Processes", 0),
+}  # field -> (label, precision)
+PLOTS = {  # RunView attribute -> (title, y axis title)
+    "learning_rate": ("Learning rate", "lr"),
+    "grad_norm": ("Gradient norm", "grad norm"),
+    "tokens_per_second": ("Tokens per second", "tokens/s"),
+    "memory_gb": ("Peak memory in use (GB)", "GB"),
+}
+QUIET = {"show_progress": "hidden", "api_visibility": "private"}  # redraws, not API endpoints
 
 
-def build_train_tab(dataset: gr.State, model_box: gr.Textbox) -> None:
-    summary = gr.Markdown(selection_summary({}, "default"), elem_id="train-selection")
-    gr.Markdown(
-        "**Coming next:** training in its own process with live loss and eval-loss curves, "
-        "learning rate, tokens/s, memory, ETA and the log tail; cancel and resume; a queue and "
-        "run history that survive restarts."
+@dataclass
+class StartForm:
+    start_from: gr.Dropdown
+    name: gr.Textbox
+    numbers: dict[str, gr.Number]  # TRAIN_FIELDS -> widget
+    preview: gr.Button
+    start: gr.Button
+    selection: gr.Markdown  # what "Current selection" would train
+    status: gr.Markdown
+    command: gr.Code
+    yaml: gr.Code
+    accordion: gr.Accordion
+
+
+@dataclass
+class LiveView:
+    run: gr.Dropdown
+    buttons: dict[str, gr.Button]  # cancel, resume, delete
+    action_status: gr.Markdown
+    header: gr.Markdown
+    progress: gr.HTML
+    error: gr.Textbox
+    loss: gr.LinePlot
+    plots: dict[str, gr.LinePlot]  # PLOTS keys
+    log: gr.Code
+
+
+@dataclass
+class History:
+    table: gr.Dataframe
+    refresh: gr.Button
+    compare: gr.Dropdown
+    note: gr.Markdown
+    compared: gr.Column  # shown once runs are chosen
+    plot: gr.LinePlot
+    diff: gr.Dataframe
+
+
+@dataclass
+class TrainTab:
+    form: StartForm
+    live: LiveView
+    history: History
+    timer: gr.Timer
+
+
+def build_train_tab(
+    settings: ServerSettings,
+    jobs: Jobs,
+    dataset: gr.State,
+    method_settings: dict[str, gr.components.Component],
+) -> TrainTab:
+    tab = TrainTab(_start_form(), _live_view(), _history(), gr.Timer(ACTIVE_SECONDS))
+    started = _wire_start(tab.form, tab.live.run, settings, jobs, dataset, method_settings)
+    _wire_watching(tab, jobs, started)
+    _wire_comparison(tab.history, jobs)
+    return tab
+
+
+# ---------------------------------------------------------------- wiring
+
+
+def _wire_start(
+    form: StartForm,
+    run_menu: gr.Dropdown,
+    settings: ServerSettings,
+    jobs: Jobs,
+    dataset: gr.State,
+    method_settings: dict[str, gr.components.Component],
+) -> Dependency:
+    """Fill the form from its starting point; preview and start runs. Returns the start."""
+    keys = list(method_settings)
+    inputs = [form.start_from, form.name, *form.numbers.values(), dataset]
+    inputs += list(method_settings.values())
+
+    def split(values) -> tuple:
+        """Form values -> (start_from, train values, dataset, method settings)."""
+        start_from, name, *numbers = values[: 2 + len(TRAIN_FIELDS)]
+        data, method = values[2 + len(TRAIN_FIELDS)], values[3 + len(TRAIN_FIELDS) :]
+        train = {"name": name, **dict(zip(TRAIN_FIELDS, numbers, strict=True))}
+        return start_from, train, data, dict(zip(keys, method, strict=True))
+
+    def start(request: gr.Request, *values):
+        start_from, train, data, method = split(values)
+        owner = getattr(request, "username", None) or "local"
+        message, run_id = start_run(jobs, start_from, train, data, method, PRESETS_DIR, owner)
+        return message, gr.update(value=run_id) if run_id else gr.skip()
+
+    def preview(*values):
+        start_from, train, data, method = split(values)
+        message, text, command = preview_run(
+            settings.workspace, start_from, train, data, method, PRESETS_DIR
+        )
+        return message, command, text, gr.Accordion(open=bool(text))
+
+    form.start_from.input(
+        _fill_form,
+        [form.start_from, dataset],
+        [form.selection, form.name, *form.numbers.values()],
+        api_visibility="private",
     )
-    dataset.change(selection_summary, [dataset, model_box], summary)
+    model_box = method_settings["model.name_or_path"]
+    for trigger in (dataset.change, model_box.change):
+        trigger(selection_summary, [dataset, model_box], form.selection, **QUIET)
+    outputs = [form.status, form.command, form.yaml, form.accordion]
+    form.preview.click(preview, inputs, outputs, api_name="preview_run")
+    return form.start.click(start, inputs, [form.status, run_menu], api_name="start_run")
+
+
+def _wire_watching(tab: TrainTab, jobs: Jobs, started: Dependency) -> None:
+    """The timer, the page load, the run menu, the buttons and history clicks all redraw."""
+    live, history = tab.live, tab.history
+    seen = gr.State(None)  # the marks of what this page shows; see _watch
+    outputs = [
+        seen, tab.timer, live.run, live.header, live.progress, live.error, live.loss,
+        *live.plots.values(), live.log, *live.buttons.values(), history.table, history.compare,
+    ]  # fmt: skip
+
+    def tick(run_id, shown):
+        updates = _watch(jobs, run_id, shown, select=False)
+        return updates if updates is not None else [gr.skip()] * len(outputs)
+
+    def show(run_id):
+        return _watch(jobs, run_id, None, select=True)
+
+    redraw = {"fn": show, "inputs": live.run, "outputs": outputs, **QUIET}
+    tab.timer.tick(tick, [live.run, seen], outputs, **QUIET)
+    gr.on(None, lambda: show(None), None, outputs, **QUIET)  # page load: the newest active run
+    live.run.input(**redraw)
+    started.success(**redraw)
+    for action, button in live.buttons.items():
+        button.click(
+            _action_handler(jobs, action), live.run, live.action_status, api_name=f"{action}_run"
+        ).success(**redraw)
+    history.table.select(_chosen_row, None, live.run, api_visibility="private").success(**redraw)
+    history.refresh.click(lambda: _history_table(jobs), None, history.table, api_name="list_runs")
+
+
+def _wire_comparison(history: History, jobs: Jobs) -> None:
+    # Gradio fixes a plot's colours and legend when it first draws it: new curves come
+    # first, then the legend names them, which redraws the plot with the data it now has.
+    names = gr.State([])
+    history.compare.change(
+        lambda ids: _compare(jobs, ids),
+        history.compare,
+        [history.note, history.compared, history.plot, history.diff, names],
+        api_name="compare_runs",
+    ).then(lambda curves: gr.LinePlot(colors_in_legend=curves), names, history.plot, **QUIET)
+
+
+# ---------------------------------------------------------------- layout pieces
+
+
+def _start_form() -> StartForm:
+    presets = preset_names(PRESETS_DIR)
+    first = DEFAULT_PRESET if DEFAULT_PRESET in presets else CURRENT_SELECTION
+    values = start_values(first, PRESETS_DIR)
+    gr.Markdown("## Start a run")
+    with gr.Row(equal_height=True):
+        start_from = gr.Dropdown(
+            [*presets, CURRENT_SELECTION],
+            value=first,
+            label="Start from",
+            info="A preset, or the current selection: the Data tab's dataset and the Method "
+            "tab's settings (defaults for everything else).",
+            elem_id="train-start-from",
+        )
+        name = gr.Textbox(
+            values["name"], label="Run name", info="A short name.", elem_id="train-name"
+        )
+    selection = gr.Markdown(
+        selection_summary({}, "default"),
+        visible=first == CURRENT_SELECTION,
+        elem_id="train-selection",
+    )
+    numbers = {}
+    with gr.Row(equal_height=True):
+        for key in TRAIN_FIELDS:
+            label, precision = NUMBER_LABELS[key]
+            numbers[key] = gr.Number(
+                values[key],
+                label=label,
+                info=field_help(TrainConfig, key),
+                precision=precision,
+                elem_id=f"train-{key.replace('_', '-')}",
+                min_width=140,
+            )
+    with gr.Row():
+        preview = gr.Button("Preview command", elem_id="train-preview", scale=0)
+        start = gr.Button("Start run", variant="primary", elem_id="train-start", scale=0)
+    status = gr.Markdown("", elem_id="train-status")
+    with gr.Accordion("The same run from the command line", open=False) as accordion:
+        command = gr.Code(language="shell", label="Command", elem_id="train-command")
+        yaml_code = gr.Code(language="yaml", label="Config", elem_id="train-yaml")
+    return StartForm(
+        start_from, name, numbers, preview, start, selection, status, command, yaml_code, accordion
+    )
+
+
+def _live_view() -> LiveView:
+    gr.Markdown("## Watch a run")
+    with gr.Row(equal_height=True):
+        run = gr.Dropdown(
+            [],
+            label="Run",
+            info="The newest active run is shown first.",
+            allow_custom_value=True,
+            elem_id="train-run",
+            scale=3,
+        )
+        buttons = {
+            name: gr.Button(
+                name.title(), interactive=False, elem_id=f"train-{name}", scale=0, min_width=100
+            )
+            for name in ("cancel", "resume", "delete")
+        }
+    action_status = gr.Markdown("", elem_id="train-action-status")
+    header = gr.Markdown("", elem_id="train-header")
+    progress = gr.HTML("", elem_id="train-progress")
+    error = gr.Textbox(label="Error", lines=6, visible=False, elem_id="train-error")
+    with gr.Row():
+        loss = gr.LinePlot(
+            x="step",
+            y="loss",
+            color="series",
+            title="Loss",
+            color_title="",
+            height=320,
+            elem_id="train-loss-plot",
+        )
+    plots = {}
+    with gr.Row():
+        for key, (title, y_title) in PLOTS.items():
+            plots[key] = gr.LinePlot(
+                x="step",
+                y="value",
+                title=title,
+                y_title=y_title,
+                height=220,
+                elem_id=f"train-{key.replace('_', '-')}-plot",
+                min_width=240,
+            )
+    log = gr.Code(
+        language=None,
+        label="Log (last lines)",
+        lines=LOG_LINES,
+        max_lines=LOG_LINES,
+        interactive=False,
+        elem_id="train-log",
+    )
+    return LiveView(run, buttons, action_status, header, progress, error, loss, plots, log)
+
+
+def _history() -> History:
+    gr.Markdown("## History\nEvery run in this workspace. Click a row to watch it.")
+    refresh = gr.Button("Refresh", scale=0, elem_id="train-history-refresh")
+    table = gr.Dataframe(interactive=False, wrap=True, max_height=400, elem_id="train-history")
+    compare = gr.Dropdown(
+        [],
+        multiselect=True,
+        allow_custom_value=True,  # the choices follow the job list; the server checks ids
+        label="Compare runs",
+        info="Overlay their loss curves and see where their configs differ.",
+        elem_id="train-compare",
+    )
+    note = gr.Markdown("", elem_id="train-compare-note")
+    with gr.Column(visible=False) as compared:
+        plot = gr.LinePlot(
+            x="step", y="loss", color="curve", title="Loss of the compared runs", height=320,
+            elem_id="train-compare-plot",
+        )  # fmt: skip
+        diff = gr.Dataframe(interactive=False, wrap=True, elem_id="train-config-diff")
+    return History(table, refresh, compare, note, compared, plot, diff)
+
+
+# ---------------------------------------------------------------- callbacks
+
+
+def _watch(jobs: Jobs, run_id: str | None, shown: Any, select: bool) -> list | None:
+    """Updates for the live view and history; None when nothing changed since `shown`.
+
+    `shown` holds the marks of the last update (run, folder, job list, timer interval);
+    `select` also sets the run menu's value (page load, start, actions, history clicks).
+    """
+    now = snapshot(jobs, run_id)
+    interval = ACTIVE_SECONDS if now.active else IDLE_SECONDS
+    marks = (now.chosen, now.folder, now.listing, interval)
+    select = select or now.chosen != run_id
+    if marks == shown and not select:
+        return None
+    listed = shown is None or shown[2] != now.listing
+    menu = gr.update(choices=run_choices(now.rows))
+    if select:
+        menu = gr.update(choices=run_choices(now.rows), value=now.chosen)
+    return [
+        marks,
+        gr.Timer(interval) if shown is None or shown[3] != interval else gr.skip(),
+        menu if listed or select else gr.skip(),
+        *_run_updates(jobs, next((r for r in now.rows if r["id"] == now.chosen), None)),
+        history_frame(now.rows) if listed or select else gr.skip(),
+        gr.update(choices=[row["id"] for row in now.rows]) if listed else gr.skip(),
+    ]
+
+
+def _run_updates(jobs: Jobs, row: dict | None) -> list:
+    """header, progress, error, loss, the small plots, log, cancel, resume, delete."""
+    if row is None:
+        nothing = [None] * (1 + len(PLOTS))
+        idle = [gr.update(interactive=False)] * 3
+        return ["No runs yet: start one above.", "", gr.update(visible=False), *nothing, "", *idle]
+    view = read_run_view(row, jobs.run_dir(row["id"]))
+    return [
+        view.header,
+        view.progress,
+        gr.update(value=view.error, visible=bool(view.error)),
+        view.loss,
+        *(getattr(view, key) for key in PLOTS),
+        view.log,
+        gr.update(interactive=view.can_cancel),
+        gr.update(interactive=view.can_resume),
+        gr.update(interactive=view.can_delete),
+    ]
+
+
+def _action_handler(jobs: Jobs, action: str):
+    def act(run_id: str, request: gr.Request) -> str:
+        return act_on_run(jobs, action, run_id, getattr(request, "username", None))
+
+    act.__name__ = f"{action}_run"
+    return act
+
+
+def _history_table(jobs: Jobs):
+    jobs.refresh()
+    return history_frame(jobs.list())
+
+
+def _chosen_row(event: gr.SelectData):
+    """The run id of the clicked history row (the first column)."""
+    row = event.row_value or []
+    return row[0] if row else gr.skip()
+
+
+def _fill_form(start_from: str, dataset: dict | None) -> list:
+    """The selection summary's visibility, the run name and the train settings."""
+    values = start_values(start_from, PRESETS_DIR, dataset)
+    selection = gr.update(visible=start_from == CURRENT_SELECTION)
+    return [selection, values["name"], *(values[key] for key in TRAIN_FIELDS)]
+
+
+def _compare(jobs: Jobs, run_ids: list[str] | None) -> tuple:
+    """A note, the comparison's visibility, the curves, the config diff, the curves' names."""
+    found = compare_runs(jobs, run_ids)
+    if found is None:
+        return "", gr.Column(visible=False), None, None, []
+    diff = found.diff if not found.diff.empty else None
+    return found.note, gr.Column(visible=True), found.curves, diff, found.names
