@@ -91,6 +91,10 @@ class Jobs:
     def dispatch(self) -> list[str]:
         """Start the oldest queued run on every idle device; return the ids started."""
         started = []
+        with self._connect() as db:  # a read first: no write lock while nothing is active
+            active = db.execute("SELECT 1 FROM runs WHERE state IN ('queued', 'running') LIMIT 1")
+            if active.fetchone() is None:
+                return started
         with self._transaction() as db:
             self._sync(db)
             running = db.execute("SELECT device FROM runs WHERE state='running'")

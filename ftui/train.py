@@ -19,6 +19,7 @@ import resource
 import sys
 import time
 import traceback
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,10 @@ from ftui.translate import (
 )
 
 ERROR_LINES = 15  # traceback lines kept in status.json
+
+
+# Deprecation notices from the libraries would crowd the log tail the Train tab shows.
+warnings.filterwarnings("ignore", category=FutureWarning)
 
 
 def train_run_dir(path: str | Path, resume: bool = False) -> int:

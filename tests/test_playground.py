@@ -118,3 +118,33 @@ def test_merged_export_matches_base_plus_adapter(trained, comparison):
         expected = comparison.tuned.generate(**inputs, **settings)
         got = merged.generate(**inputs, **settings)
     assert torch.equal(expected, got)
+
+
+def test_cli_eval_prints_json_scores_for_the_run(trained):
+    import json
+    import subprocess
+    import sys
+
+    workspace, run = trained
+    command = [sys.executable, "-m", "ftui", "eval", run.run_id, "--limit", "2", "--json"]
+    result = subprocess.run(
+        [*command, "--workspace", str(workspace.root)],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads(result.stdout)
+    assert summary["examples_scored"] == 2 and summary["primary"] == "exact_match"
+    assert set(summary["summary"]) == {"base", "few_shot", "fine_tuned"}
+    assert (run.path / "eval.json").is_file()
+
+
+def test_hub_push_errors_never_show_the_token(tmp_path):
+    from ftui.export import push_to_hub
+
+    token = "hf_planted_secret_token_123"
+    with pytest.raises(ValueError, match="needs a Hugging Face token"):
+        push_to_hub(tmp_path, "me/model", "")
+    with pytest.raises(RuntimeError) as failure:
+        push_to_hub(tmp_path, "me/model", token)  # offline here: the Hub call fails
+    assert "push to me/model failed" in str(failure.value)
+    assert token not in str(failure.value) and token not in repr(failure.value)
