@@ -158,3 +158,14 @@ def tiny_triage_config(folder: Path, model: str | Path = "default", rows: int = 
     config.train.save_every = 2
     config.check()
     return config
+
+
+def wait_until(predicate, timeout: float, every: float = 0.05):
+    """Poll `predicate` until it returns something truthy; return that, or raise TimeoutError."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise TimeoutError("condition not met in time")

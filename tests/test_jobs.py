@@ -15,7 +15,7 @@ import sys
 import time
 
 import pytest
-from conftest import REPO_ROOT, tiny_triage_config
+from conftest import REPO_ROOT, tiny_triage_config, wait_until
 
 from ftui import jobs as jobs_module
 from ftui.jobs import JobError, Jobs
@@ -42,13 +42,7 @@ def _config(tmp_path, tiny_model_dir, **train):
 
 
 def _wait_until(predicate, timeout: float = TIMEOUT, every: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise TimeoutError("condition not met in time")
+    return wait_until(predicate, timeout, every)
 
 
 def _logged_steps(run: RunDir) -> list[int]:

@@ -13,11 +13,10 @@ import os
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT, free_port, tiny_triage_config, wait_for_http
+from conftest import REPO_ROOT, free_port, tiny_triage_config, wait_for_http, wait_until
 
 from ftui.config import save_config
 from ftui.rundir import RunDir
@@ -79,13 +78,7 @@ def presets(tmp_path, tiny_model_dir) -> Path:
 
 
 def _wait_until(predicate, timeout: float = TIMEOUT, every: float = 0.5):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise TimeoutError("condition not met in time")
+    return wait_until(predicate, timeout, every)
 
 
 def _logged_steps(run: RunDir) -> int:
