@@ -31,6 +31,8 @@ browser:
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+	# the Dockerfile is linted, not built: no Docker engine runs here (rules in .hadolint.yaml)
+	$(BIN)/hadolint Dockerfile
 
 test: setup browser lint
 	HF_HUB_OFFLINE=1 $(BIN)/pytest -q
