@@ -1,6 +1,8 @@
 """The `ftui` command line: the same code paths as the UI.
 
-    ftui serve [--host H] [--port P] [--workspace DIR]
+    ftui serve [--host H] [--port P] [--workspace DIR] [--auth-file F]  # team mode if users
+    ftui users add NAME [--admin] [--password-stdin] [--workspace DIR | --auth-file F]
+    ftui users remove NAME | ftui users list           # the team-mode users file
     ftui data check FILE [--format F] [--json]      # exit 0 valid, 2 invalid
     ftui model prepare [MODEL]                      # convert/cache the bundled model now
     ftui estimate CONFIG.yaml [--gpu NAME] [--json]
@@ -47,7 +49,12 @@ def _build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=7860)
     serve.add_argument("--workspace", default=None, help="folder for uploads and runs")
+    serve.add_argument(
+        "--auth-file", default=None,
+        help="users file for team mode (default WORKSPACE/users.json when it exists)",
+    )  # fmt: skip
     serve.set_defaults(handler=_serve)
+    _add_users_parser(commands)
 
     data = commands.add_parser("data", help="dataset tools").add_subparsers(metavar="ACTION")
     check = data.add_parser("check", help="detect a dataset's format and list its problems")
@@ -65,6 +72,23 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_train_parser(commands)
     _add_runs_parsers(commands)
     return parser
+
+
+def _add_users_parser(commands) -> None:
+    users = commands.add_parser("users", help="team mode: who may log in").add_subparsers(
+        metavar="ACTION"
+    )
+    add = users.add_parser("add", help="add a user, or set their password and role")
+    add.add_argument("name")
+    add.add_argument("--admin", action="store_true", help="may cancel or delete anyone's run")
+    add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    remove = users.add_parser("remove", help="remove a user (their sessions end at once)")
+    remove.add_argument("name")
+    listing = users.add_parser("list", help="list users and roles")
+    for action, command in ((add, "add"), (remove, "remove"), (listing, "list")):
+        action.add_argument("--workspace", default=None)
+        action.add_argument("--auth-file", default=None, help="default WORKSPACE/users.json")
+        action.set_defaults(handler=_users, action=command)
 
 
 def _add_train_parser(commands) -> None:
@@ -136,9 +160,46 @@ def _add_estimate_parser(commands) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from ftui.auth import AuthError
     from ftui.serve import serve
 
-    serve(host=args.host, port=args.port, workspace_dir=args.workspace)
+    try:
+        serve(args.host, args.port, workspace_dir=args.workspace, auth_file=args.auth_file)
+    except AuthError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    return EXIT_OK
+
+
+def _users(args: argparse.Namespace) -> int:
+    import getpass
+
+    from ftui.auth import AuthError, UserFile, users_file_path
+    from ftui.workspace import Workspace
+
+    users = UserFile(users_file_path(Workspace.open(args.workspace).root, args.auth_file))
+    try:
+        if args.action == "list":
+            for user in users.users():
+                print(f"{user.name}\t{user.role}")
+            return EXIT_OK
+        if args.action == "remove":
+            users.remove(args.name)
+            print(f"removed {args.name} from {users.path}")
+            return EXIT_OK
+        if args.password_stdin:
+            password = sys.stdin.readline().rstrip("\r\n")
+        else:
+            password = getpass.getpass(f"password for {args.name}: ")
+            if getpass.getpass("again: ") != password:
+                print("error: the passwords differ", file=sys.stderr)
+                return EXIT_INVALID
+        users.add(args.name, password, "admin" if args.admin else "user")
+    except AuthError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    role = "admin" if args.admin else "user"
+    print(f"{args.name} ({role}) saved in {users.path}; `ftui serve` now asks for a login")
     return EXIT_OK
 
 

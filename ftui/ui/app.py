@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import gradio as gr
 
+from ftui.auth import Access
 from ftui.config import ModelConfig, field_help
+from ftui.demo import DemoLimits
 from ftui.jobs import Jobs
 from ftui.serve import ServerSettings
 from ftui.ui.data_tab import build_data_tab
@@ -23,7 +25,11 @@ def build_app(settings: ServerSettings) -> gr.Blocks:
     jobs = Jobs(settings.workspace)
     jobs.refresh()
     with gr.Blocks(title="ftui — fine-tune open LLMs") as app:
+        if demo_banner := DemoLimits.from_env().banner():  # FTUI_DEMO: a public Space's caps
+            gr.Markdown(demo_banner, elem_id="demo-banner")
         gr.Markdown("# ftui\nFine-tune an open LLM on your own data and see what it bought you.")
+        if settings.access.team:
+            _who_is_logged_in(settings.access)
         model_box = gr.Textbox(
             value=ModelConfig.name_or_path,
             label="Model",
@@ -40,3 +46,21 @@ def build_app(settings: ServerSettings) -> gr.Blocks:
             with gr.Tab("Playground", id="playground"):
                 build_playground_tab(settings)
     return app
+
+
+def _who_is_logged_in(access: Access) -> None:
+    """Team mode's header line: the user, their role, and the way out."""
+    with gr.Row():
+        who = gr.Markdown("", elem_id="whoami")
+        if access.mode == "hf":
+            gr.LoginButton()  # also makes gradio add its HF OAuth routes
+
+    def show(request: gr.Request) -> str:
+        user = access.user(request)
+        if user is None:
+            return "Not logged in."
+        role = " (admin: may cancel or delete anyone's run)" if user.is_admin else ""
+        logout = "" if access.mode == "hf" else " · [Log out](/logout)"
+        return f"Logged in as **{user.name}**{role}{logout}"
+
+    gr.on(None, show, None, who, api_visibility="private", show_progress="hidden")

@@ -9,6 +9,7 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
+from ftui.auth import Access, PermissionDenied
 from ftui.evaluate.compare import (
     TITLES,
     VARIANTS,
@@ -44,6 +45,29 @@ def run_dir(jobs: Jobs, run_id: str | None) -> RunDir:
     if run.output is None:
         raise gr.Error(f"Run {run_id} has saved no adapter or model yet.")
     return run
+
+
+def require_owner(
+    jobs: Jobs,
+    workspace: Workspace,
+    access: Access,
+    request: Any,
+    run_id: str,
+    out: str,
+    action: str,
+) -> None:
+    """Team mode: only the run's owner or an admin may merge or push it, and only into
+    exports/ (so nobody overwrites another person's run or upload). Raises gr.Error."""
+    if not access.team:
+        return
+    try:
+        owner = jobs.get(run_id)["owner"] if run_id else ""
+        access.require_owner(request, owner, action, run_id)
+    except (JobError, PermissionDenied) as exc:
+        raise gr.Error(str(exc)) from None
+    exports = workspace.root / "exports"
+    if exports not in _export_folder(workspace, out, run_id).parents:
+        raise gr.Error("In team mode exports go inside exports/ (e.g. exports/my-model).")
 
 
 def run_defaults(jobs: Jobs, run_id: str | None) -> tuple[Any, ...]:

@@ -124,16 +124,19 @@ def build_playground_tab(settings: ServerSettings) -> None:
         lambda run_id: actions.forgetting_markdown(jobs, cache, run_id), run, forgetting,
         api_name="forgetting",
     )  # fmt: skip
-    merge.click(
-        lambda run_id, out: actions.merge(jobs, settings.workspace, run_id, out),
-        [run, folder], exported, api_name="export",
-    )  # fmt: skip
-    push.click(
-        lambda run_id, out, repo_id, secret: actions.push(
-            jobs, settings.workspace, run_id, out, repo_id, secret or os.environ.get("HF_TOKEN")
-        ),
-        [run, folder, repo, token], exported,
-    )  # fmt: skip
+    workspace, access = settings.workspace, settings.access
+
+    def merge_click(run_id, out, request: gr.Request):
+        actions.require_owner(jobs, workspace, access, request, run_id, out, "merge")
+        return actions.merge(jobs, workspace, run_id, out)
+
+    def push_click(run_id, out, repo_id, secret, request: gr.Request):
+        actions.require_owner(jobs, workspace, access, request, run_id, out, "push")
+        token = secret or os.environ.get("HF_TOKEN")
+        return actions.push(jobs, workspace, run_id, out, repo_id, token)
+
+    merge.click(merge_click, [run, folder], exported, api_name="export")
+    push.click(push_click, [run, folder, repo, token], exported)
 
 
 def _write_report(jobs: Jobs, run_id: str, report: dict) -> str:

@@ -21,6 +21,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from ftui.auth import User, can_act
 from ftui.jobs import JobError, Jobs
 from ftui.rundir import FINISHED, RunDir
 
@@ -365,17 +366,24 @@ def compare_runs(jobs: Jobs, run_ids: list[str] | None) -> Comparison | None:
 ACTIONS = ("cancel", "resume", "delete")
 
 
-def act_on_run(jobs: Jobs, action: str, run_id: str | None, username: str | None) -> str:
+def act_on_run(
+    jobs: Jobs, action: str, run_id: str | None, user: User | str | None, team: bool = False
+) -> str:
     """Cancel, resume or delete a run through the job queue; return a sentence saying what
-    happened (or why not). Logged-in users may only act on their own runs."""
+    happened (or why not). A named user may act on their own runs, an admin on any; with no
+    user, anything goes in local single-user mode and nothing in team mode."""
     if action not in ACTIONS:
         return f"Unknown action {action!r}."
     if not run_id:
         return "Choose a run first."
+    if isinstance(user, str):
+        user = User(user)
+    if user is None and team:
+        return "Log in first: this server runs in team mode."
     try:
         row = jobs.get(run_id)
-        if username and row["owner"] != username:
-            return f"Run {run_id} belongs to {row['owner']}; only they can {action} it."
+        if user is not None and not can_act(user, row["owner"]):
+            return f"Run {run_id} belongs to {row['owner']}; only they or an admin can {action} it."
         if action == "cancel":
             outcome = jobs.cancel(run_id)
             if outcome == "cancelled":

@@ -18,6 +18,7 @@ from typing import Any
 import gradio as gr
 from gradio.events import Dependency
 
+from ftui.auth import Access
 from ftui.config import TrainConfig, field_help
 from ftui.jobs import Jobs
 from ftui.serve import ServerSettings
@@ -116,7 +117,7 @@ def build_train_tab(
 ) -> TrainTab:
     tab = TrainTab(_start_form(), _live_view(), _history(), gr.Timer(ACTIVE_SECONDS))
     started = _wire_start(tab.form, tab.live.run, settings, jobs, dataset, method_settings)
-    _wire_watching(tab, jobs, started)
+    _wire_watching(tab, jobs, started, settings.access)
     _wire_comparison(tab.history, jobs)
     return tab
 
@@ -146,7 +147,10 @@ def _wire_start(
 
     def start(request: gr.Request, *values):
         start_from, train, data, method = split(values)
-        owner = getattr(request, "username", None) or "local"
+        user = settings.access.user(request)
+        if user is None:
+            return "Log in first: this server runs in team mode.", gr.skip()
+        owner = user.name
         message, run_id = start_run(jobs, start_from, train, data, method, PRESETS_DIR, owner)
         return message, gr.update(value=run_id) if run_id else gr.skip()
 
@@ -171,7 +175,7 @@ def _wire_start(
     return form.start.click(start, inputs, [form.status, run_menu], api_name="start_run")
 
 
-def _wire_watching(tab: TrainTab, jobs: Jobs, started: Dependency) -> None:
+def _wire_watching(tab: TrainTab, jobs: Jobs, started: Dependency, access: Access) -> None:
     """The timer, the page load, the run menu, the buttons and history clicks all redraw."""
     live, history = tab.live, tab.history
     seen = gr.State(None)  # the marks of what this page shows; see _watch
@@ -193,9 +197,8 @@ def _wire_watching(tab: TrainTab, jobs: Jobs, started: Dependency) -> None:
     live.run.input(**redraw)
     started.success(**redraw)
     for action, button in live.buttons.items():
-        button.click(
-            _action_handler(jobs, action), live.run, live.action_status, api_name=f"{action}_run"
-        ).success(**redraw)
+        act = _action_handler(jobs, action, access)
+        button.click(act, live.run, live.action_status, api_name=f"{action}_run").success(**redraw)
     history.table.select(_chosen_row, None, live.run, api_visibility="private").success(**redraw)
     history.refresh.click(lambda: _history_table(jobs), None, history.table, api_name="list_runs")
 
@@ -386,9 +389,9 @@ def _run_updates(jobs: Jobs, row: dict | None) -> list:
     ]
 
 
-def _action_handler(jobs: Jobs, action: str):
+def _action_handler(jobs: Jobs, action: str, access: Access):
     def act(run_id: str, request: gr.Request) -> str:
-        return act_on_run(jobs, action, run_id, getattr(request, "username", None))
+        return act_on_run(jobs, action, run_id, access.user(request), team=access.team)
 
     act.__name__ = f"{action}_run"
     return act

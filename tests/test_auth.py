@@ -1,0 +1,141 @@
+"""Team mode's rules without a server: password hashes, the users file and its CLI, signed
+sessions, who may act on whose run, and which login mode a server picks."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+from types import SimpleNamespace
+
+import pytest
+from conftest import REPO_ROOT
+
+from ftui import auth
+from ftui.auth import Access, AuthError, Sessions, User, UserFile, access_from_env, can_act
+
+
+def test_password_hashes_are_salted_and_checked():
+    first, second = auth.hash_password("correct horse"), auth.hash_password("correct horse")
+    assert first != second and first.startswith("scrypt$16384$8$1$")
+    assert "correct horse" not in first
+    assert auth.verify_password("correct horse", first)
+    assert not auth.verify_password("correct hors", first)
+    assert not auth.verify_password("correct horse", "md5$abc")
+    assert not auth.verify_password("correct horse", "garbage")
+
+
+def test_users_file_is_private_and_checks_passwords(tmp_path):
+    users = UserFile(tmp_path / "users.json")
+    users.add("alice", "alice-password")
+    users.add("root", "root-password", role="admin")
+    assert stat.S_IMODE(os.stat(users.path).st_mode) == 0o600
+    assert "alice-password" not in users.path.read_text()
+    assert users.users() == [User("alice", "user"), User("root", "admin")]
+    assert users.check("alice", "alice-password") == User("alice")
+    assert users.check("alice", "root-password") is None
+    assert users.check("nobody", "alice-password") is None
+    for name, password, role in [("../x", "long-enough", "user"), ("ok", "short", "user"),
+                                 ("ok", "long-enough", "owner")]:  # fmt: skip
+        with pytest.raises(AuthError):
+            users.add(name, password, role)
+    users.remove("alice")
+    assert users.get("alice") is None
+    with pytest.raises(AuthError, match="no user"):
+        users.remove("alice")
+
+
+def test_sessions_are_signed_expire_and_end_with_the_password(tmp_path):
+    users = UserFile(tmp_path / "users.json")
+    users.add("alice", "alice-password")
+    users.add("bob", "bob-password")
+    secret = auth.load_secret(tmp_path / ".session-key")
+    assert stat.S_IMODE(os.stat(tmp_path / ".session-key").st_mode) == 0o600
+    assert auth.load_secret(tmp_path / ".session-key") == secret  # kept: survives a restart
+    sessions = Sessions(users, secret, lifetime=60)
+    cookie = sessions.issue(User("alice"), now=1000.0)
+    assert sessions.user(cookie, now=1010.0) == User("alice")
+    assert Sessions(users, secret).user(cookie, now=1010.0) == User("alice")  # a new server
+    assert sessions.user(cookie, now=1061.0) is None  # expired
+    assert Sessions(users, b"another key").user(cookie, now=1010.0) is None
+    payload, signature = cookie.rsplit(".", 1)
+    assert sessions.user(f"{payload}.{signature[::-1]}", now=1010.0) is None
+    bob_payload = sessions.issue(User("bob"), now=1000.0).split(".")[0]
+    assert sessions.user(f"{bob_payload}.{signature}", now=1010.0) is None  # swapped body
+    for junk in ("", "x", "a.b.c", "!!!.???"):
+        assert sessions.user(junk) is None
+    users.add("alice", "a-new-password")  # password changed: old sessions end
+    assert sessions.user(cookie, now=1010.0) is None
+    bob = sessions.issue(User("bob"))
+    users.remove("bob")  # removed: sessions end
+    assert sessions.user(bob) is None
+
+
+def test_owner_or_admin_may_act_and_anonymous_never():
+    assert can_act(User("alice"), "alice")
+    assert not can_act(User("bob"), "alice")
+    assert can_act(User("root", "admin"), "alice")
+    assert not can_act(None, "alice")
+
+
+def test_access_knows_the_caller_in_each_mode(tmp_path):
+    users = UserFile(tmp_path / "users.json")
+    users.add("alice", "alice-password")
+    team = Access("users", users=users)
+    assert team.user(SimpleNamespace(username="alice")) == User("alice")
+    assert team.user(SimpleNamespace(username="mallory")) is None  # not in the file
+    assert team.user(SimpleNamespace(username=None)) is None
+    with pytest.raises(auth.PermissionDenied, match="Log in first"):
+        team.require_user(SimpleNamespace(username=None))
+    with pytest.raises(auth.PermissionDenied, match="belongs to bob"):
+        team.require_owner(SimpleNamespace(username="alice"), "bob", "merge", "r1")
+    assert Access().user(None) == User("local", "admin")  # single-user: no login
+    hf = Access("hf", admins=frozenset({"boss"}))
+    assert hf.user(SimpleNamespace(username="boss")).is_admin
+    assert not hf.user(SimpleNamespace(username="someone")).is_admin
+
+
+def test_the_login_mode_follows_the_users_file_and_the_space(tmp_path):
+    assert access_from_env(tmp_path, env={}).mode == "local"
+    space = {"SPACE_ID": "me/ftui", "OAUTH_CLIENT_ID": "abc", "FTUI_ADMINS": "me, you"}
+    hf = access_from_env(tmp_path, env=space)
+    assert hf.mode == "hf" and hf.admins == {"me", "you"}
+    assert access_from_env(tmp_path, env={"SPACE_ID": "me/ftui"}).mode == "local"  # no OAuth
+    assert access_from_env(tmp_path, env={"FTUI_AUTH": "hf"}).mode == "hf"
+    with pytest.raises(AuthError, match="no users yet"):
+        access_from_env(tmp_path, auth_file=tmp_path / "missing.json", env={})
+    with pytest.raises(AuthError, match="FTUI_AUTH"):
+        access_from_env(tmp_path, env={"FTUI_AUTH": "none"})
+    UserFile(tmp_path / "users.json").add("alice", "alice-password")
+    assert access_from_env(tmp_path, env={}).mode == "users"
+
+
+def _users_cli(*args: str, password: str | None = None) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "ftui", "users", *args]
+    if password is not None:
+        command.append("--password-stdin")
+    return subprocess.run(
+        command, input=f"{password}\n" if password else None, capture_output=True, text=True,
+        cwd=REPO_ROOT, timeout=60,
+    )  # fmt: skip
+
+
+def test_users_cli_adds_lists_and_removes(tmp_path):
+    workspace = str(tmp_path / "ws")
+    added = _users_cli("add", "alice", "--workspace", workspace, password="alice-password")
+    assert added.returncode == 0, added.stderr
+    admin = _users_cli("add", "root", "--admin", "--workspace", workspace, password="root-pass1")
+    assert admin.returncode == 0, admin.stderr
+    path = tmp_path / "ws" / "users.json"
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert UserFile(path).check("root", "root-pass1") == User("root", "admin")
+    listed = _users_cli("list", "--workspace", workspace)
+    assert listed.stdout.split() == ["alice", "user", "root", "admin"]
+    short = _users_cli("add", "eve", "--workspace", workspace, password="short")
+    assert short.returncode == 2 and "8 characters" in short.stderr
+    assert _users_cli("remove", "alice", "--workspace", workspace).returncode == 0
+    assert _users_cli("remove", "alice", "--workspace", workspace).returncode == 2
+    other = tmp_path / "elsewhere.json"
+    moved = _users_cli("add", "bob", "--auth-file", str(other), password="bob-password")
+    assert moved.returncode == 0 and UserFile(other).get("bob") == User("bob")
