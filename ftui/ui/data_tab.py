@@ -22,6 +22,7 @@ from ftui.data.preview import (
     status_markdown,
 )
 from ftui.data.reading import SUPPORTED_EXTENSIONS
+from ftui.demo import DemoLimits, DemoRefusal, check_dataset_source
 from ftui.models import (
     ModelLoadError,
     is_bundled_model_ready,
@@ -154,6 +155,9 @@ def build_data_tab(settings: ServerSettings, model_box: gr.Textbox) -> DataTab:
         """Keep the upload in the workspace; clear the widget so another file can follow."""
         if not file:
             return gr.skip(), gr.skip()
+        if os.path.getsize(file) > settings.max_upload_bytes:  # Gradio checks too; be sure
+            gr.Warning(f"Over this server's upload limit of {settings.max_upload_bytes >> 20} MB.")
+            return gr.skip(), None
         stored = settings.workspace.store_upload(file)
         return str(stored.relative_to(settings.workspace.root)), None
 
@@ -180,6 +184,10 @@ def _run_preview(settings, source, model, fmt, max_len, val_frac, mapped):
     in_workspace = settings.workspace.root / source
     if not Path(source).is_absolute() and in_workspace.exists():
         source = str(in_workspace)
+    try:
+        check_dataset_source(source, DemoLimits.from_env())  # demo mode: no Hub downloads
+    except DemoRefusal as exc:
+        return None, None, f"**Cannot load:** {exc}"
     tokenizer, note = None, ""
     try:
         if (model or "default") == "default" and not is_bundled_model_ready():

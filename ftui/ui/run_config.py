@@ -30,6 +30,7 @@ from ftui.config import (
     field_choices,
     load_config,
 )
+from ftui.demo import DemoLimits, check_run
 from ftui.jobs import JobError, Jobs
 from ftui.models import ModelLoadError
 from ftui.rundir import mask_secrets
@@ -200,12 +201,21 @@ def start_run(
     """Check the config and queue the run: (a sentence for the user, the run id or None)."""
     try:
         config, cwd = config_for_start(start_from, values, dataset, settings, presets_dir)
+        check_demo_limits(jobs, config, cwd)
         run = jobs.submit(config, owner=owner, cwd=cwd)
     except (ConfigError, JobError, ModelLoadError, OSError) as exc:
         return f"**Cannot start:** {exc}", None
     row = next(r for r in jobs.list() if r["id"] == run.run_id)
     where = f"queued, #{row['position']} in line" if row["state"] == "queued" else row["state"]
     return f"Started **{config.name}** as `{run.run_id}` ({where}).", run.run_id
+
+
+def check_demo_limits(jobs: Jobs, config: FtuiConfig, cwd: Path) -> None:
+    """In demo mode (FTUI_DEMO=1), refuse a run over the public demo's caps (ftui.demo)."""
+    limits = DemoLimits.from_env()
+    if limits.enabled:
+        active = sum(row["state"] in ("queued", "running") for row in jobs.list())
+        check_run(config, cwd, limits, active_runs=active)
 
 
 def preview_run(
