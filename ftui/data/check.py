@@ -21,6 +21,7 @@ from ftui.workspace import DEFAULT_MAX_UPLOAD_BYTES
 
 MAX_ROW_PROBLEMS = 50  # listed one by one; the rest are summed up in one line
 MAX_ROWS_NAMED = 10  # row numbers quoted in the empty/duplicate warnings
+MIN_ROWS = 2  # fewer teaches nothing and leaves none to validate on
 
 
 @dataclass
@@ -230,7 +231,11 @@ def _preference_problems(example: dict, columns: dict[str, str], row: int) -> li
         if not "".join(m["content"] for m in example[side]).strip()
     ]
     if not problems and example["chosen"] == example["rejected"]:
-        problems.append(Problem("warning", "chosen and rejected are identical", row))
+        message = (
+            "chosen and rejected are identical, so the pair teaches nothing; make the rejected "
+            "answer the worse one, or remove the row"
+        )
+        problems.append(Problem("error", message, row))
     return problems
 
 
@@ -252,6 +257,12 @@ def _row_set_problems(empty: list[int], duplicates: list[int], total: int) -> li
     problems = []
     if empty and len(empty) == total:
         problems.append(Problem("error", "every row is empty in the mapped columns"))
+    elif total - len(empty) < MIN_ROWS:
+        message = (
+            f"only {total - len(empty)} usable row: too few to learn from, and none is left "
+            "for validation; add more examples (dozens at least)"
+        )
+        problems.append(Problem("warning", message))
     elif empty:
         message = f"{len(empty)} empty rows (skipped in training): rows {_row_list(empty)}"
         problems.append(Problem("warning", message))

@@ -8,6 +8,7 @@ tab only lays these out; tests call them directly.
 
 from __future__ import annotations
 
+import html
 import json
 import math
 from dataclasses import dataclass, field
@@ -134,16 +135,23 @@ def example_segments(
 
 
 def status_markdown(preview: DatasetPreview) -> str:
-    """A short, readable verdict: format, rows, split, problems."""
+    """A short, readable verdict: format, rows, split, problems.
+
+    File names, column names and values come from the user's file: HTML in them is escaped, so
+    a hostile dataset shows as text instead of running in the page.
+    """
     report = preview.report
     lines = []
+    name = html.escape(report.file, quote=False)
     if report.format:
         sure = "" if report.confident else " (not sure: check the column mapping below)"
-        lines.append(f"**{report.file}** — format **{report.format}**{sure}, {report.rows} rows")
+        lines.append(f"**{name}** — format **{report.format}**{sure}, {report.rows} rows")
         if preview.train_rows:
             lines.append(
                 f"Split: {preview.train_rows} train / {preview.validation_rows} validation"
             )
+    elif report.rows:  # read, but in no known layout: still say which file
+        lines.append(f"**{name}** — {report.rows} rows, format not recognised")
     if preview.lengths:
         stats = preview.length_stats()
         lines.append(
@@ -156,7 +164,7 @@ def status_markdown(preview: DatasetPreview) -> str:
     for problem in report.problems[:20]:
         icon = "**Error:**" if problem.severity == "error" else "**Warning:**"
         where = f" (row {problem.row})" if problem.row else ""
-        lines.append(f"{icon} {problem.message}{where}")
+        lines.append(f"{icon} {html.escape(problem.message, quote=False)}{where}")
     if not report.ok:
         lines.insert(0, "### This dataset cannot be used yet")
     return "\n\n".join(lines)

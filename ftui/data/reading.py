@@ -27,6 +27,7 @@ from ftui.workspace import DEFAULT_MAX_UPLOAD_BYTES
 
 SUPPORTED_EXTENSIONS = (".csv", ".tsv", ".json", ".jsonl", ".parquet", ".txt")
 MAX_NESTING = 8  # levels of list/dict inside one value; real datasets need 2 or 3
+MAX_INT_DIGITS = 100  # a longer number is an attack or a mistake, never a dataset value
 
 _BINARY_SIGNATURES = (  # (leading bytes, what the file is, what to do)
     (b"\x89PNG", "a PNG image", "Upload the dataset file itself."),
@@ -292,11 +293,47 @@ def _parses(text: str) -> bool:
     return True
 
 
+class _UnsafeJSON(ValueError):
+    """Text Python's json module accepts but a dataset must not hold (NaN, 5000-digit numbers,
+    a key twice in one object: the second silently wins)."""
+
+
+def _no_constant(name: str) -> Any:
+    raise _UnsafeJSON(f"{name} is not valid JSON; write null, or put the value in quotes")
+
+
+def _bounded_int(digits: str) -> int:
+    if len(digits.lstrip("-")) > MAX_INT_DIGITS:
+        raise _UnsafeJSON(f"a number has {len(digits)} digits (more than {MAX_INT_DIGITS})")
+    return int(digits)
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    row = dict(pairs)
+    if len(row) < len(pairs):
+        twice = next(key for i, (key, _) in enumerate(pairs) if key in dict(pairs[:i]))
+        raise _UnsafeJSON(f"key '{twice}' appears twice in one object")
+    return row
+
+
+def _loads(text: str) -> Any:
+    """json.loads, refusing what `_UnsafeJSON` names."""
+    return json.loads(
+        text, parse_constant=_no_constant, parse_int=_bounded_int, object_pairs_hook=_unique_keys
+    )
+
+
+def _unsafe(exc: _UnsafeJSON, line: int | None) -> DataError:
+    return DataError(str(exc), line=line, hint="Fix that value and save the file again.")
+
+
 def _read_json(text: str) -> pd.DataFrame:
     try:
-        document = json.loads(text)
+        document = _loads(text)
     except RecursionError:
         raise _too_deep(None, None) from None
+    except _UnsafeJSON as exc:
+        raise _unsafe(exc, None) from None
     except json.JSONDecodeError as exc:
         first_line = text.lstrip().split("\n", 1)[0]
         if exc.msg.startswith("Extra data") and first_line.startswith("{") and _parses(first_line):
@@ -363,9 +400,11 @@ def _read_jsonl(text: str) -> pd.DataFrame:
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
+            row = _loads(line)
         except RecursionError:
             raise _too_deep(number, None) from None
+        except _UnsafeJSON as exc:
+            raise _unsafe(exc, number) from None
         except json.JSONDecodeError as exc:
             _refuse_single_document(text, number)
             message = f"not valid JSON ({exc.msg} at column {exc.colno})"
