@@ -8,6 +8,8 @@ dead ones are marked failed and queued ones start.
 
 from __future__ import annotations
 
+import html
+
 import gradio as gr
 
 from ftui.auth import Access
@@ -51,7 +53,7 @@ def build_app(settings: ServerSettings) -> gr.Blocks:
 def _who_is_logged_in(access: Access) -> None:
     """Team mode's header line: the user, their role, and the way out."""
     with gr.Row():
-        who = gr.Markdown("", elem_id="whoami")
+        who = gr.HTML("", elem_id="whoami")
         if access.mode == "hf":
             gr.LoginButton()  # also makes gradio add its HF OAuth routes
 
@@ -60,7 +62,7 @@ def _who_is_logged_in(access: Access) -> None:
         if user is None:
             return "Not logged in."
         role = " (admin: may cancel or delete anyone's run)" if user.is_admin else ""
-        logout = "" if access.mode == "hf" else " · [Log out](/logout)"
-        return f"Logged in as **{user.name}**{role}{logout}"
+        logout = "" if access.mode == "hf" else ' · <a href="/logout" target="_self">Log out</a>'
+        return f"Logged in as <b>{html.escape(user.name)}</b>{role}{logout}"
 
     gr.on(None, show, None, who, api_visibility="private", show_progress="hidden")
