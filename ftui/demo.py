@@ -174,7 +174,7 @@ def planned_steps(config: FtuiConfig, cwd: Path) -> int:
     """
     train = config.train
     if train.max_steps > 0:
-        return train.max_steps  # an upper bound: a short dataset may end the run sooner
+        return train.max_steps  # overrides epochs: the Trainer cycles the data that long
     from ftui.data.reading import DataError
     from ftui.data.training_data import load_training_rows
 

@@ -186,7 +186,7 @@ def test_the_queue_cap_and_hub_datasets(tmp_path):
 
 @pytest.fixture(scope="module")
 def demo_server(tmp_path_factory):
-    """A real server in demo mode with a 64 KB upload cap: yields its base URL."""
+    """A real server in demo mode with a 64 KB upload cap: yields (base URL, workspace)."""
     workspace = tmp_path_factory.mktemp("demo-workspace")
     port = free_port()
     env = {
@@ -209,7 +209,7 @@ def demo_server(tmp_path_factory):
         url = f"http://127.0.0.1:{port}"
         try:
             wait_for_http(url + "/", timeout=120, process=process)
-            yield url
+            yield url, workspace
         finally:
             process.terminate()
             try:
@@ -242,16 +242,17 @@ def _upload(url: str, name: str, size: int) -> tuple[int, str]:
 
 @pytest.mark.slow
 def test_a_demo_server_refuses_an_upload_over_its_cap(demo_server):
-    status, text = _upload(demo_server, "small.jsonl", 16 * 1024)
+    url, _ = demo_server
+    status, text = _upload(url, "small.jsonl", 16 * 1024)
     assert status == 200, text
     assert Path(json.loads(text)[0]).name == "small.jsonl"
-    status, text = _upload(demo_server, "big.jsonl", 200 * 1024)  # under FTUI_MAX_UPLOAD_MB
+    status, text = _upload(url, "big.jsonl", 200 * 1024)  # under FTUI_MAX_UPLOAD_MB
     assert status == 413, text
 
 
 @pytest.mark.slow
 def test_a_demo_server_shows_the_banner(demo_server):
-    with urllib.request.urlopen(demo_server + "/config", timeout=30) as response:
+    with urllib.request.urlopen(demo_server[0] + "/config", timeout=30) as response:
         config = json.loads(response.read())
     banners = [
         c["props"]["value"]
@@ -259,3 +260,27 @@ def test_a_demo_server_shows_the_banner(demo_server):
         if c.get("props", {}).get("elem_id") == "demo-banner"
     ]
     assert len(banners) == 1 and banners[0].startswith("**Public demo:** runs are capped at 60")
+
+
+@pytest.mark.slow
+def test_the_data_tab_applies_the_demo_caps(demo_server):
+    """Through the app's API: the file-size check uses the demo's cap, Hub datasets are refused."""
+    from gradio_client import Client
+
+    from ftui.ui.data_tab import ALL_ROLES
+
+    url, workspace = demo_server
+    client = Client(url, verbose=False)
+
+    def analyse(source: str) -> str:
+        mapped = ["(auto)"] * len(ALL_ROLES)
+        return client.predict(source, "default", "auto", 256, 0.1, *mapped, api_name="/analyse")[0]
+
+    row = '{"instruction": "%s", "output": "ok"}\n' % ("x" * 500)
+    (workspace / "uploads" / "big.jsonl").write_text(row * 200)  # ~100 KB: under the 2 MB
+    status = analyse("uploads/big.jsonl")
+    assert "cannot be used" in status and "MB" in status
+    status = analyse("someone/a-big-dataset")
+    assert status.startswith(
+        "**Cannot load:** This public demo does not download datasets from the Hub"
+    )
