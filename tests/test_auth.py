@@ -14,6 +14,9 @@ from conftest import REPO_ROOT
 
 from ftui import auth
 from ftui.auth import Access, AuthError, Sessions, User, UserFile, access_from_env, can_act
+from ftui.config import load_config
+from ftui.jobs import Jobs
+from ftui.workspace import Workspace
 
 
 def test_password_hashes_are_salted_and_checked():
@@ -139,3 +142,48 @@ def test_users_cli_adds_lists_and_removes(tmp_path):
     other = tmp_path / "elsewhere.json"
     moved = _users_cli("add", "bob", "--auth-file", str(other), password="bob-password")
     assert moved.returncode == 0 and UserFile(other).get("bob") == User("bob")
+
+
+@pytest.fixture
+def queued(tmp_path, monkeypatch):
+    """A run owned by alice, queued without starting a process (the SQLite queue is real)."""
+    monkeypatch.setattr("ftui.jobs.launch", lambda run, cwd=None: None)
+    jobs = Jobs(Workspace.open(tmp_path / "workspace"))
+    config = load_config(REPO_ROOT / "presets" / "triage-lora.yaml")
+    return jobs, jobs.submit(config, owner="alice", cwd=REPO_ROOT).run_id
+
+
+def test_run_actions_check_owner_admin_and_team_mode(queued):
+    from ftui.ui.runs_view import act_on_run
+
+    jobs, run_id = queued
+    assert "Log in first" in act_on_run(jobs, "cancel", run_id, None, team=True)
+    assert "only they or an admin" in act_on_run(jobs, "delete", run_id, User("bob"), team=True)
+    assert "only they or an admin" in act_on_run(jobs, "cancel", run_id, "bob", team=True)
+    run = jobs.run_dir(run_id)
+    assert run.path.exists() and not run.cancel_requested()
+    assert "Asked" in act_on_run(jobs, "cancel", run_id, User("root", "admin"), team=True)
+    assert run.cancel_requested()
+
+
+def test_merge_and_push_need_the_owner_and_stay_in_exports(queued):
+    import gradio as gr
+
+    from ftui.ui.playground_actions import require_owner
+
+    jobs, run_id = queued
+    workspace = Workspace.open(jobs.run_dir(run_id).path.parents[1])
+    team = Access("users", users=UserFile(workspace.root / "users.json"))
+    team.users.add("alice", "alice-password")
+    team.users.add("bob", "bob-password")
+    alice, bob = SimpleNamespace(username="alice"), SimpleNamespace(username="bob")
+    require_owner(jobs, workspace, team, alice, run_id, "exports/", "merge")
+    require_owner(jobs, workspace, Access(), None, run_id, "anywhere/", "merge")  # local mode
+    for request, out, message in [
+        (None, "exports/", "Log in first"),
+        (bob, "exports/", "belongs to alice"),
+        (alice, f"runs/{run_id}", "inside exports/"),
+        (alice, "uploads/x", "inside exports/"),
+    ]:
+        with pytest.raises(gr.Error, match=message):
+            require_owner(jobs, workspace, team, request, run_id, out, "push")
