@@ -3,6 +3,7 @@ sessions, who may act on whose run, and which login mode a server picks."""
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import subprocess
@@ -187,3 +188,49 @@ def test_merge_and_push_need_the_owner_and_stay_in_exports(queued):
     ]:
         with pytest.raises(gr.Error, match=message):
             require_owner(jobs, workspace, team, request, run_id, out, "push")
+
+
+HF_SCRIPT = """
+import base64, hashlib, json, sys, time
+from fastapi.testclient import TestClient
+from itsdangerous import TimestampSigner
+from ftui.auth import Access
+from ftui.serve import ServerSettings
+from ftui.ui.app import build_app
+from ftui.web_login import team_app
+from ftui.workspace import Workspace
+
+workspace = Workspace.open(sys.argv[1])
+access = Access("hf", admins=frozenset({"boss"}))
+blocks = build_app(ServerSettings(workspace=workspace, access=access))
+app = team_app(blocks, access, workspace.root, show_error=False)
+# the cookie gradio's OAuth callback would set (starlette's SessionMiddleware format)
+info = {"userinfo": {"preferred_username": "boss"}, "expires_at": time.time() + 600}
+data = base64.b64encode(json.dumps({"oauth_info": info}).encode())
+secret = hashlib.sha256(b"space-secret-v4").hexdigest()
+out = {}
+with TestClient(app, base_url="https://testserver") as client:
+    page = client.get("/", headers={"Accept": "text/html"}, follow_redirects=False)
+    out["page"] = [page.status_code, page.headers.get("location")]
+    out["anonymous"] = [client.get("/config").status_code,
+                        client.post("/gradio_api/call/cancel_run", json={"data": []}).status_code]
+    client.cookies.set("session", TimestampSigner(secret).sign(data).decode())
+    out["logged_in"] = [client.get("/config").status_code, client.get("/gradio_api/user").json()]
+print(json.dumps(out))
+"""
+
+
+def test_hf_mode_redirects_to_the_hf_login_and_reads_the_oauth_session(tmp_path):
+    """What a Space with `hf_oauth: true` sets; no call reaches huggingface.co."""
+    env = {**os.environ, "SYSTEM": "spaces", "SPACE_ID": "me/ftui", "OAUTH_CLIENT_ID": "id",
+           "OAUTH_CLIENT_SECRET": "space-secret", "OPENID_PROVIDER_URL": "https://huggingface.co",
+           "OAUTH_SCOPES": "openid profile", "SPACE_HOST": "me-ftui.hf.space"}  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", HF_SCRIPT, str(tmp_path / "ws")], env=env, cwd=REPO_ROOT,
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["page"] == [303, "/login/huggingface"]
+    assert out["anonymous"] == [401, 401]
+    assert out["logged_in"] == [200, "boss"]
