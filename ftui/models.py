@@ -161,6 +161,45 @@ def load_tokenizer(name_or_path: str = DEFAULT_MODEL, trust_remote_code: bool = 
     return tokenizer
 
 
+def check_model_source(source: str, trust_remote_code: bool) -> None:
+    """Refuse a local folder ftui must not load; warn (on stderr: train.log) about remote code.
+
+    Only safetensors weights are read: pickle files (`pytorch_model.bin`, `*.pt`) can run code
+    when loaded. A folder whose config names its own Python classes (`auto_map`) needs
+    `model.trust_remote_code` switched on for the run, which prints a warning.
+    """
+    if trust_remote_code:
+        print(
+            f"[ftui] WARNING: model.trust_remote_code is on: Python code shipped with {source} "
+            "runs on this machine. Keep it off unless you trust that repository.",
+            file=sys.stderr,
+            flush=True,
+        )
+    folder = Path(source)
+    if not folder.is_dir():
+        return  # a Hub id: transformers refuses pickles (use_safetensors) and custom code
+    pickles = sorted(p.name for p in folder.glob("*") if p.suffix in (".bin", ".pt", ".pth"))
+    if pickles and not any(folder.glob("*.safetensors")):
+        raise ModelLoadError(
+            f"{folder}: only pickle weights ({', '.join(pickles[:3])}), no .safetensors; "
+            "ftui loads safetensors only, because pickle files can run code when loaded. "
+            "Convert the model once where you trust it (load it and save_pretrained with "
+            "safe_serialization=True), or use a safetensors release of it."
+        )
+    config = folder / "config.json"
+    try:
+        auto_map = json.loads(config.read_text(encoding="utf-8")).get("auto_map")
+    except (OSError, ValueError, AttributeError):
+        auto_map = None
+    if auto_map and not trust_remote_code:
+        raise ModelLoadError(
+            f"{folder}: the model ships its own Python code (auto_map in config.json: "
+            f"{', '.join(sorted(auto_map))}); ftui does not run it unless "
+            "model.trust_remote_code is switched on for this run. Do that only for a "
+            "repository you trust."
+        )
+
+
 @dataclass
 class LoadedModel:
     model: Any
@@ -178,6 +217,7 @@ def load_model(config: ModelConfig | None = None) -> LoadedModel:
     device = choose_device(config.device)
     dtype = choose_dtype(config.dtype, device)
     source = resolve_model_dir(config.name_or_path)
+    check_model_source(source, config.trust_remote_code)
     tokenizer = load_tokenizer(config.name_or_path, config.trust_remote_code)
     try:
         model = AutoModelForCausalLM.from_pretrained(

@@ -36,7 +36,7 @@ from trl import DPOTrainer, SFTTrainer
 
 from ftui.config import FtuiConfig
 from ftui.data.training_data import load_training_data
-from ftui.models import choose_device, resolve_model_dir
+from ftui.models import check_model_source, choose_device, resolve_model_dir
 from ftui.rundir import RunDir
 from ftui.translate import (
     PEFT_METHODS,
@@ -162,6 +162,7 @@ def build_trainer(config: FtuiConfig, output_dir: Path, callbacks: list[Any]) ->
     if device == "cuda" and "LOCAL_RANK" in os.environ:
         device = f"cuda:{os.environ['LOCAL_RANK']}"  # one GPU per process
     source = resolve_model_dir(config.model.name_or_path)
+    check_model_source(source, config.model.trust_remote_code)
     tokenizer = AutoTokenizer.from_pretrained(
         source,
         revision=config.model.revision or None,

@@ -1,0 +1,215 @@
+"""Hardening: secrets stay secret, paths stay in the workspace, no remote code, no pickles.
+
+A fake Hub token is planted in $HF_TOKEN of a real training run, an export with a push, an
+evaluation report and a real app server (and pasted into the push form); afterwards no file in
+the workspace, no CLI output, no served page and no API answer contains it. Paths that leave
+the workspace (dataset, export folder, run ids like `../x`) are refused and touch nothing
+outside. Model loading keeps `trust_remote_code` off unless a run switches it on (which warns
+in train.log) and reads safetensors only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import REPO_ROOT, free_port, tiny_triage_config, wait_for_http
+
+from ftui.config import FtuiConfig, ModelConfig, load_config
+from ftui.jobs import JobError, Jobs
+from ftui.models import ModelLoadError, load_model
+from ftui.runner import wait_for
+from ftui.translate import model_load_kwargs
+from ftui.workspace import PathOutsideWorkspace, Workspace
+
+TOKEN = "hf_FAKEplantedTOKENdoNotLeak0123456789"
+TIMEOUT = 240
+
+
+def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "ftui", *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})},
+    )
+
+
+def files_holding(folder: Path, secret: str) -> list[Path]:
+    needle = secret.encode()
+    return [p for p in folder.rglob("*") if p.is_file() and needle in p.read_bytes()]
+
+
+# ------------------------------------------------------------------ remote code, pickles
+
+
+def test_remote_code_is_off_and_weights_are_safetensors_by_default():
+    assert ModelConfig().trust_remote_code is False
+    for preset in (REPO_ROOT / "presets").glob("*.yaml"):
+        assert load_config(preset).model.trust_remote_code is False, preset.name
+    kwargs = model_load_kwargs(FtuiConfig(), "cpu")
+    assert kwargs["trust_remote_code"] is False and kwargs["use_safetensors"] is True
+
+
+def test_a_model_with_its_own_code_is_refused_without_the_switch(tmp_path, tiny_model_dir):
+    folder = tmp_path / "custom-code"
+    shutil.copytree(tiny_model_dir, folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["auto_map"] = {"AutoModelForCausalLM": "modeling_evil.EvilForCausalLM"}
+    (folder / "config.json").write_text(json.dumps(config))
+    (folder / "modeling_evil.py").write_text("raise SystemExit('remote code ran')\n")
+    with pytest.raises(ModelLoadError, match="ships its own Python code") as refused:
+        load_model(ModelConfig(name_or_path=str(folder)))
+    assert "trust_remote_code is switched on" in str(refused.value)
+
+
+def test_a_model_with_only_pickle_weights_is_refused(tmp_path, tiny_model_dir):
+    import torch
+    from safetensors.torch import load_file
+
+    folder = tmp_path / "pickled"  # the pre-safetensors layout: config + a pickled state dict
+    folder.mkdir()
+    weights = load_file(tiny_model_dir / "model.safetensors")
+    torch.save(weights, folder / "pytorch_model.bin")
+    for name in ("config.json", "tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(tiny_model_dir / name, folder)
+    assert (folder / "pytorch_model.bin").is_file() and not list(folder.glob("*.safetensors"))
+    with pytest.raises(ModelLoadError, match="loads safetensors only") as refused:
+        load_model(ModelConfig(name_or_path=str(folder)))
+    assert "pytorch_model.bin" in str(refused.value)
+
+
+# ------------------------------------------------------------------ paths
+
+
+def test_workspace_paths_refuse_traversal_absolute_paths_and_links_out(tmp_path):
+    workspace = Workspace.open(tmp_path / "workspace")
+    (tmp_path / "outside").mkdir()
+    (workspace.root / "exports").mkdir()
+    (workspace.root / "exports" / "link").symlink_to(tmp_path / "outside")
+    for path in ("../outside", "exports/../../outside", "/etc", str(tmp_path), "exports/link/x"):
+        with pytest.raises(PathOutsideWorkspace, match="outside the workspace"):
+            workspace.resolve(path)
+    assert workspace.resolve("exports/model") == workspace.root / "exports" / "model"
+
+
+def test_run_ids_that_climb_out_are_refused_and_touch_nothing(tmp_path):
+    workspace = Workspace.open(tmp_path / "workspace")
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "status.json").write_text('{"state": "failed"}')
+    jobs = Jobs(workspace)
+    for run_id in ("../../victim", str(victim), "../runs"):
+        for action in (jobs.cancel, jobs.resume, jobs.delete):
+            with pytest.raises(JobError, match="no run with id"):
+                action(run_id)
+        result = cli("delete", run_id, "--workspace", str(workspace.root))
+        assert result.returncode == 2 and "no run with id" in result.stderr
+    assert (victim / "status.json").is_file() and workspace.runs.is_dir()
+
+
+# ------------------------------------------------------------------ the planted token
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, tiny_model_dir):
+    """A run trained with the token in its environment and trust_remote_code switched on."""
+    folder = tmp_path_factory.mktemp("secret")
+    workspace = Workspace.open(folder / "workspace")
+    config = tiny_triage_config(folder, model=tiny_model_dir)
+    config.model.trust_remote_code = True
+    config.description = "token check"
+    os.environ["HF_TOKEN"] = TOKEN  # the supervisor and trainer inherit it
+    try:
+        run = Jobs(workspace).submit(config, cwd=REPO_ROOT)
+        status = wait_for(run, TIMEOUT)
+    finally:
+        del os.environ["HF_TOKEN"]
+    assert status["state"] == "completed", status
+    return workspace, run
+
+
+def test_switching_remote_code_on_warns_in_the_run_log(trained):
+    _, run = trained
+    log = run.log_path.read_text()
+    assert "WARNING: model.trust_remote_code is on" in log
+    assert yaml.safe_load((run.path / "config.yaml").read_text())["model"]["trust_remote_code"]
+
+
+def test_export_outside_the_workspace_is_refused(trained, tmp_path):
+    workspace, run = trained
+    target = tmp_path / "stolen"
+    for out in (str(target), "../../stolen", "exports/../../x"):
+        result = cli(
+            "export", run.run_id, "--merge", "--out", out, "--workspace", str(workspace.root)
+        )
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert "outside the workspace" in result.stderr
+    assert not target.exists()
+
+
+def test_the_planted_token_appears_nowhere(trained):
+    workspace, run = trained
+    env = {"HF_TOKEN": TOKEN}
+    export = cli(
+        "export", run.run_id, "--merge", "--out", "exports/merged", "--push", "me/model",
+        "--workspace", str(workspace.root), env=env,
+    )  # fmt: skip
+    assert (workspace.root / "exports" / "merged" / "README.md").is_file(), export.stderr
+    assert export.returncode == 2 and "push to me/model failed" in export.stderr  # offline
+    report = workspace.root / "report.html"
+    evaluated = cli(
+        "eval", run.run_id, "--limit", "2", "--report", str(report),
+        "--workspace", str(workspace.root), env=env,
+    )  # fmt: skip
+    assert evaluated.returncode == 0 and report.is_file(), evaluated.stderr
+    for result in (export, evaluated):
+        assert TOKEN not in result.stdout + result.stderr
+
+    port = free_port()
+    log = workspace.root.parent / "server.log"
+    with log.open("w") as out:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "ftui", "serve", "--port", str(port),
+             "--workspace", str(workspace.root)],
+            cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT,
+            env={**os.environ, **env},
+        )  # fmt: skip
+        try:
+            url = f"http://127.0.0.1:{port}/"
+            wait_for_http(url, timeout=120, process=server)
+            served = [urllib.request.urlopen(url + page).read().decode() for page in ("", "config")]
+            from gradio_client import Client
+
+            client = Client(url, verbose=False)
+            answers = [client.predict(api_name="/list_runs"), client.view_api(print_info=False)]
+            for secret in ("", TOKEN):  # from $HF_TOKEN, and pasted into the form
+                with pytest.raises(Exception, match="push to me/model failed") as failed:
+                    client.predict(
+                        None, "exports/merged", "me/model", secret, api_name="/push_click"
+                    )
+                answers.append(str(failed.value))
+            for victim in ("../../victim", "../runs"):
+                for action in ("cancel", "resume", "delete"):
+                    answer = client.predict(victim, api_name=f"/{action}_run")
+                    assert "no run with id" in answer
+                    answers.append(answer)
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    assert served[0].startswith("<!") and '"components"' in served[1]
+    for text in (*served, *map(str, answers)):
+        assert TOKEN not in text
+    assert workspace.runs.is_dir() and (run.path / "status.json").is_file()
+    assert not files_holding(workspace.root.parent, TOKEN)  # logs, config, metrics, exports...
+    for name in ("train.log", "config.yaml", "metrics.jsonl", "status.json"):
+        assert (run.path / name).is_file()
