@@ -101,8 +101,8 @@ def check_run(config: FtuiConfig, cwd: Path, limits: DemoLimits, active_runs: in
     if active_runs >= limits.max_queue:
         raise DemoRefusal(
             f"This public demo runs at most {limits.max_queue} trainings at a time (queued or "
-            f"running) and {active_runs} are waiting now. Try again when one has finished, "
-            f"or {LOCALLY}."
+            f"running), and {active_runs} are in now. Try again when one has finished, or "
+            f"{LOCALLY}."
         )
     check_model(config, limits)
     for path in (config.data.path, config.data.validation_path):
