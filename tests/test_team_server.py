@@ -201,6 +201,9 @@ def test_wrong_password_gets_no_session(team):
         status, headers, text = team.request("POST", "/login", body=form)
         assert status == 401 and "Set-Cookie" not in headers
         assert "Wrong user name or password" in text
+    guesses = [team.request("POST", "/login", body="username=mallory&password=guess")[0]
+               for _ in range(6)]  # fmt: skip
+    assert guesses == [401] * 5 + [429], "the sixth guess within five minutes is not even tried"
 
 
 def test_only_the_owner_or_an_admin_can_cancel_or_delete_a_run(team):
