@@ -112,11 +112,15 @@ class _Throttle:
 
     def blocked(self, name: str) -> bool:
         now = time.monotonic()
-        recent = [t for t in self.failures.get(name, []) if now - t < FAILURE_WINDOW]
-        self.failures[name] = recent
+        recent = [t for t in self.failures.pop(name, []) if now - t < FAILURE_WINDOW]
+        if recent:
+            self.failures[name] = recent
         return len(recent) >= MAX_FAILURES
 
     def failed(self, name: str) -> None:
+        if len(self.failures) > 10_000:  # many made-up names: forget the stale ones
+            stale = time.monotonic() - FAILURE_WINDOW
+            self.failures = {key: t for key, t in self.failures.items() if t[-1] > stale}
         self.failures.setdefault(name, []).append(time.monotonic())
 
 

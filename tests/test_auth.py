@@ -234,3 +234,21 @@ def test_hf_mode_redirects_to_the_hf_login_and_reads_the_oauth_session(tmp_path)
     assert out["page"] == [303, "/login/huggingface"]
     assert out["anonymous"] == [401, 401]
     assert out["logged_in"] == [200, "boss"]
+
+
+def test_login_throttle_blocks_a_name_then_forgets(monkeypatch):
+    from ftui import web_login
+
+    clock = [1000.0]
+    monkeypatch.setattr(web_login.time, "monotonic", lambda: clock[0])
+    throttle = web_login._Throttle()
+    for _ in range(web_login.MAX_FAILURES):
+        assert not throttle.blocked("alice")
+        throttle.failed("alice")
+    assert throttle.blocked("alice") and not throttle.blocked("bob")
+    for number in range(10_001):  # a flood of made-up names is pruned once they go stale
+        throttle.failures[f"made-up-{number}"] = [clock[0]]
+    clock[0] += web_login.FAILURE_WINDOW + 1
+    assert not throttle.blocked("alice")
+    throttle.failed("carol")
+    assert list(throttle.failures) == ["carol"]
