@@ -213,3 +213,22 @@ def test_the_planted_token_appears_nowhere(trained):
     assert not files_holding(workspace.root.parent, TOKEN)  # logs, config, metrics, exports...
     for name in ("train.log", "config.yaml", "metrics.jsonl", "status.json"):
         assert (run.path / name).is_file()
+
+
+# ------------------------------------------------------------------ uploads
+
+
+def test_uploads_over_the_cap_or_of_the_wrong_type_are_refused(app_server, tmp_path):
+    import httpx
+    from gradio_client import Client, handle_file
+
+    url, workspace = app_server  # started with FTUI_MAX_UPLOAD_MB=2
+    big = b'{"text": "' + b"a" * (3 * 1024 * 1024) + b'"}\n'
+    answer = httpx.post(url + "gradio_api/upload", files={"files": ("big.jsonl", big)})
+    assert answer.status_code == 413 and "exceeded maximum allowed size" in answer.text
+    program = tmp_path / "setup.exe"
+    program.write_bytes(b"MZ" + bytes(64))
+    with pytest.raises(Exception, match="Invalid file type"):
+        Client(url, verbose=False).predict(handle_file(str(program)), api_name="/from_upload")
+    assert not list((workspace / "uploads").glob("*.exe"))
+    assert not list((workspace / "uploads").glob("big*"))
