@@ -6,7 +6,7 @@ runs that would hog it, with a sentence that names the cap and what to do instea
     FTUI_DEMO=1                       turn demo mode on
     FTUI_DEMO_TRAINING=off            no training at all (Data, Method, Playground still work)
     FTUI_DEMO_MAX_MODEL_PARAMS=500M   largest base model (counted exactly on the meta device)
-    FTUI_DEMO_MAX_STEPS=60            longest run in optimizer steps (the triage preset: 38)
+    FTUI_DEMO_MAX_STEPS=100           longest run in optimizer steps (the triage preset: 75)
     FTUI_DEMO_MAX_UPLOAD_MB=10        largest upload (also Gradio's max_file_size)
     FTUI_DEMO_MAX_QUEUE=3             runs queued or running at once, everyone's together
 
@@ -46,7 +46,7 @@ class DemoLimits:
     enabled: bool = False
     training: bool = True
     max_model_params: int = 500_000_000
-    max_steps: int = 60
+    max_steps: int = 100
     max_upload_bytes: int = 10 * 1024 * 1024
     max_queue: int = 3
 

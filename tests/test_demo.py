@@ -83,7 +83,7 @@ def test_upload_cap_and_banner_only_in_demo_mode():
     assert DEMO.upload_limit(server) == 10 * 1024 * 1024
     assert DEMO.upload_limit(1024) == 1024  # a lower server limit stays in force
     assert DEMO.banner() == (
-        "**Public demo:** runs are capped at 60 steps on models up to 500M parameters; "
+        "**Public demo:** runs are capped at 100 steps on models up to 500M parameters; "
         "uploads up to 10 MB. For more, run ftui on your own machine, or duplicate this Space "
         "and turn FTUI_DEMO off."
     )
@@ -92,12 +92,12 @@ def test_upload_cap_and_banner_only_in_demo_mode():
 
 
 def test_planned_steps_match_the_presets_own_counts():
-    """38 for the flagship (300 rows at batch 8), 27 for DPO, 21 for packed raw text."""
+    """75 for the flagship (300 rows at batch 4), 27 for DPO, 21 for packed raw text."""
     steps = {
         name: planned_steps(load_config(PRESETS / f"{name}.yaml"), REPO_ROOT)
         for name in ("triage-lora", "dpo-preferences", "domain-adapt")
     }
-    assert steps == {"triage-lora": 38, "dpo-preferences": 27, "domain-adapt": 21}
+    assert steps == {"triage-lora": 75, "dpo-preferences": 27, "domain-adapt": 21}
 
 
 def test_the_flagship_preset_passes_the_default_caps():
@@ -126,7 +126,7 @@ def test_start_refuses_a_run_over_the_step_cap(jobs, monkeypatch):
     message, run_id = _start(jobs)
     assert run_id is None
     assert message == (
-        "**Cannot start:** This run would take 38 optimizer steps; this public demo caps "
+        "**Cannot start:** This run would take 75 optimizer steps; this public demo caps "
         "training at 20 steps. Lower Max steps (or the epochs), raise the batch size, or run "
         "ftui on your own machine, or duplicate this Space and turn FTUI_DEMO off for more."
     )
@@ -259,7 +259,7 @@ def test_a_demo_server_shows_the_banner(demo_server):
         for c in config["components"]
         if c.get("props", {}).get("elem_id") == "demo-banner"
     ]
-    assert len(banners) == 1 and banners[0].startswith("**Public demo:** runs are capped at 60")
+    assert len(banners) == 1 and banners[0].startswith("**Public demo:** runs are capped at 100")
 
 
 @pytest.mark.slow
