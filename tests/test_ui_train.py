@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -101,10 +102,15 @@ def test_a_run_outlives_a_server_restart_and_cancels_work_through_the_api(tmp_pa
     assert is_alive(trainer), "the trainer does not die with the UI"
     written = _logged_steps(run)
     _wait_until(lambda: _logged_steps(run) > written + 2, timeout=60)
-
-    second = Server(workspace, presets, log)
+    # Paused while the next server starts, so a slow start cannot outlast the short run.
+    trainer_group = run.read_status()["trainer_pgid"]
+    os.killpg(trainer_group, signal.SIGSTOP)
     try:
+        second = Server(workspace, presets, log)
         row = second.runs()[run_id]
+    finally:
+        os.killpg(trainer_group, signal.SIGCONT)
+    try:
         assert row["state"] == "running", row
         assert 0 < _logged_steps(run) < STEPS, "still running when the new server met it"
 
