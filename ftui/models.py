@@ -17,6 +17,7 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -145,9 +146,18 @@ def choose_dtype(preference: str, device: str) -> Any:
     return torch.float32
 
 
-@functools.lru_cache(maxsize=4)
 def load_tokenizer(name_or_path: str = DEFAULT_MODEL, trust_remote_code: bool = False) -> Any:
-    """A tokenizer for data previews; cached per model."""
+    """A tokenizer for data previews; cached per model. Users arriving together wait for one
+    load instead of each loading their own."""
+    with _TOKENIZER_LOCK:
+        return _cached_tokenizer(name_or_path, trust_remote_code)
+
+
+_TOKENIZER_LOCK = threading.Lock()
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_tokenizer(name_or_path: str, trust_remote_code: bool) -> Any:
     import_heavy_libraries()
     from transformers import AutoTokenizer
 
