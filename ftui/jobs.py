@@ -172,7 +172,7 @@ class Jobs:
         with self._connect() as db:
             row = db.execute("SELECT * FROM runs WHERE id=?", (run_id,)).fetchone()
         if row is None:
-            raise JobError(f"no run with id {run_id!r} in {self.path}")
+            raise JobError(f"no run with id {run_id!r}; `ftui runs` lists them")
         return dict(row)
 
     def list(self) -> list[dict[str, Any]]:
@@ -189,6 +189,8 @@ class Jobs:
         return rows
 
     def run_dir(self, run_id: str) -> RunDir:
+        if not run_id or "/" in run_id or "\\" in run_id or run_id.startswith("."):
+            raise JobError(f"{run_id!r} is not a run id; `ftui runs` lists them")
         return RunDir(self.workspace.runs / run_id)
 
     # ------------------------------------------------------------ syncing
@@ -209,6 +211,11 @@ class Jobs:
                         *summarise(run), row["id"],
                     ),
                 )  # fmt: skip
+            else:  # still training: the history shows its progress so far
+                db.execute(
+                    "UPDATE runs SET steps=?, train_loss=?, eval_loss=?, tokens=? WHERE id=?",
+                    (*summarise(run), row["id"]),
+                )
 
     # ------------------------------------------------------------ sqlite
 

@@ -135,6 +135,9 @@ def test_a_run_whose_processes_died_is_marked_failed(jobs, tmp_path, tiny_model_
     config = _config(tmp_path, tiny_model_dir, max_steps=100_000, save_every=100_000)
     run = jobs.submit(config, cwd=REPO_ROOT)
     _wait_until(lambda: len(_logged_steps(run)) >= 2)
+    jobs.refresh()
+    live = jobs.get(run.run_id)
+    assert live["state"] == "running" and live["steps"] >= 2, "history shows progress so far"
     status = run.read_status()
     os.kill(status["supervisor_pid"], signal.SIGKILL)  # nobody left to write the ending
     os.kill(status["pid"], signal.SIGKILL)
