@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -68,27 +69,35 @@ def app_server(tmp_path_factory):
 
     prepare_bundled_model()  # convert before the server starts, so timings are about serving
     workspace = tmp_path_factory.mktemp("workspace")
-    port = free_port()
-    log = open(workspace.parent / "server.log", "w")  # noqa: SIM115 - closed below
     env = {**os.environ, "FTUI_MAX_UPLOAD_MB": "2"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "ftui", "serve", "--port", str(port), "--workspace", str(workspace)],
-        cwd=REPO_ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=env,
-    )
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        wait_for_http(url, timeout=120, process=process)
-        yield url, workspace
-    finally:
-        process.terminate()
+    with ftui_server(workspace, env, workspace.parent / "server.log") as url:
+        yield url + "/", workspace
+
+
+@contextmanager
+def ftui_server(workspace: Path, env: dict[str, str], log_path: Path):
+    """`python -m ftui serve` on a free loopback port, logging to `log_path`; yields its URL
+    (no trailing slash) once the first page answers, and stops it on exit."""
+    port = free_port()
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "ftui", "serve", "--port", str(port)]
+            + ["--workspace", str(workspace)],
+            cwd=REPO_ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+        url = f"http://127.0.0.1:{port}"
         try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
+            wait_for_http(url + "/", timeout=120, process=process)
+            yield url
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
 
 
 CHROMIUM = "/usr/bin/chromium"

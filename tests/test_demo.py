@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT, free_port, wait_for_http
+from conftest import REPO_ROOT, ftui_server
 
 from ftui.config import ConfigError, load_config
 from ftui.demo import (
@@ -188,7 +186,6 @@ def test_the_queue_cap_and_hub_datasets(tmp_path):
 def demo_server(tmp_path_factory):
     """A real server in demo mode with a 64 KB upload cap: yields (base URL, workspace)."""
     workspace = tmp_path_factory.mktemp("demo-workspace")
-    port = free_port()
     env = {
         **os.environ,
         "FTUI_DEMO": "1",
@@ -196,26 +193,8 @@ def demo_server(tmp_path_factory):
         "FTUI_MAX_UPLOAD_MB": "2",
     }
     env.pop("FTUI_AUTH", None)
-    log_path = workspace.parent / "demo-server.log"
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "ftui", "serve", "--port", str(port)]
-            + ["--workspace", str(workspace)],
-            cwd=REPO_ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            wait_for_http(url + "/", timeout=120, process=process)
-            yield url, workspace
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
+    with ftui_server(workspace, env, workspace.parent / "demo-server.log") as url:
+        yield url, workspace
 
 
 def _upload(url: str, name: str, size: int) -> tuple[int, str]:
