@@ -38,7 +38,8 @@ LOCAL_USER = "local"
 # enough for a login form.
 SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 
-Mode = Literal["local", "users", "hf"]
+Mode = Literal["local", "users", "hf", "demo"]
+VISITOR_PREFIX = "visitor-"  # demo mode: anonymous owners are visitor-<id from a signed cookie>
 
 
 class AuthError(ValueError):
@@ -206,15 +207,23 @@ class Access:
 
     @property
     def team(self) -> bool:
+        """Logins: a users file or HF OAuth."""
+        return self.mode in ("users", "hf")
+
+    @property
+    def checks_owners(self) -> bool:
+        """Whether runs belong to someone other than the one local user (team and demo)."""
         return self.mode != "local"
 
     def user(self, request: Any) -> User | None:
         """The caller of a gradio handler (gr.Request); None if nobody is logged in."""
-        if not self.team:
+        if self.mode == "local":
             return User(LOCAL_USER, "admin")  # one person on their own machine
         name = getattr(request, "username", None) if request is not None else None
         if not name:
             return None
+        if self.mode == "demo":  # an anonymous visitor, known by a signed per-browser cookie
+            return User(name, "user") if name.startswith(VISITOR_PREFIX) else None
         if self.mode == "users":
             return self.users.get(name) if self.users else None
         return User(name, "admin" if name in self.admins else "user")
