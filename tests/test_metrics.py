@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import random
+import time
+
 import pytest
 
 from ftui.evaluate.metrics import (
+    MAX_OBJECT_STARTS,
+    METRICS,
     first_json_object,
+    lcs_length,
     mean_scores,
     rouge_l,
     score_answer,
+    strip_fences,
     task_kind,
     token_f1,
 )
@@ -55,3 +62,74 @@ def test_free_text_scores():
 def test_mean_scores():
     rows = [{"exact_match": 1.0, "f": 0.5}, {"exact_match": 0.0, "f": 1.0}]
     assert mean_scores(rows) == {"exact_match": 0.5, "f": 0.75} and mean_scores([]) == {}
+
+
+PATHOLOGICAL = {  # validation rows shaped to make a backtracking regex or an O(n*m) loop hang
+    "fence then spaces": "```" + " " * 200_000 + "x",
+    "spaces then no fence": " " * 200_000 + "x`",
+    "tabs and newlines": "```json" + "\t\n " * 70_000 + "}",
+    "many braces": "{" * 200_000,
+    "unclosed nested objects": '{"a": ' * 50_000,
+    "deep arrays": "[" * 200_000,
+    "backticks": "`" * 200_000,
+    "a 200,000-digit number": "1" * 200_000,
+    "100,000 words": "word " * 100_000,
+    "100,000 different words": " ".join(f"w{i}x" for i in range(100_000)),
+}
+
+
+@pytest.mark.parametrize("text", PATHOLOGICAL.values(), ids=PATHOLOGICAL.keys())
+@pytest.mark.parametrize("kind", ["json", "text"])
+def test_pathological_rows_score_in_under_a_second(text, kind):
+    started = time.perf_counter()
+    as_answer = score_answer(text, REFERENCE, kind)
+    as_reference = score_answer("billing", text, kind)
+    task_kind([text, REFERENCE])
+    assert time.perf_counter() - started < 1.0
+    assert set(as_answer) == set(METRICS[kind]) == set(as_reference)
+    assert all(0.0 <= value <= 1.0 for value in (*as_answer.values(), *as_reference.values()))
+
+
+def test_fences_are_stripped_as_the_old_regex_did():
+    assert strip_fences('```json\n {"a": 1} \n```') == '{"a": 1}'
+    assert strip_fences("```") == "" and strip_fences("``````") == ""
+    assert strip_fences("````") == "`" and strip_fences("plain ```") == "plain"
+    assert strip_fences("```jsonx```") == "x"
+
+
+def test_an_object_after_many_stray_braces_is_still_found_within_the_limit():
+    assert first_json_object("{ " * 50 + '{"a": 1}') == {"a": 1}
+    assert first_json_object("{ " * (MAX_OBJECT_STARTS + 1) + '{"a": 1}') is None
+    assert first_json_object('{"a": {"b": 2}') == {"b": 2}  # the outer one is unclosed
+
+
+def test_rouge_l_equals_rouge_score_on_ordinary_text():
+    from rouge_score import rouge_scorer
+
+    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+    words = [
+        "the",
+        "cat",
+        "sat",
+        "on",
+        "mats",
+        "running",
+        "runs",
+        "ran",
+        "a",
+        "dog",
+        "happily",
+        "generalization",
+    ]
+    generator = random.Random(7)
+    for _ in range(500):
+        answer = " ".join(generator.choices(words, k=generator.randint(0, 25)))
+        reference = " ".join(generator.choices(words, k=generator.randint(0, 25)))
+        expected = scorer.score(reference, answer)["rougeL"].fmeasure
+        assert rouge_l(answer, reference) == pytest.approx(expected, abs=1e-12)
+
+
+def test_lcs_length_on_known_pairs():
+    assert lcs_length(list("ABCBDAB"), list("BDCABA")) == 4
+    assert lcs_length(list("abc"), list("xyz")) == 0 and lcs_length([], list("ab")) == 0
+    assert lcs_length(["w"] * 3000, ["w"] * 2000) == 2000

@@ -9,17 +9,21 @@ Structured tasks (most references are JSON objects, like the triage preset's
 Free-text tasks by
     exact_match     equal after normalising case, punctuation and spaces
     token_f1        SQuAD-style token overlap F1
-    rouge_l         ROUGE-L F-measure (Google's rouge-score package)
+    rouge_l         ROUGE-L F-measure (rouge-score's tokens and stemmer, a bit-parallel LCS)
 
     kind = task_kind(references)
     rows = [score_answer(answer, reference, kind) for ...]
     summary = mean_scores(rows)          # {"exact_match": 0.83, ...}
+
+Every metric runs in time linear in its inputs (validation rows come from users): no regex
+that can backtrack, at most MAX_OBJECT_STARTS parse attempts per answer, and ROUGE-L's
+longest common subsequence computed on bit masks over the first MAX_ROUGE_CHARS characters of
+each side (the stemmer alone takes about a second per 100,000 words).
 """
 
 from __future__ import annotations
 
 import json
-import re
 import string
 from collections import Counter
 from functools import lru_cache
@@ -31,7 +35,9 @@ METRICS = {
     "text": ("exact_match", "token_f1", "rouge_l"),
 }
 PRIMARY = {"json": "exact_match", "text": "rouge_l"}
-FENCE = re.compile(r"^```(?:json)?\s*|\s*```$")
+FENCE = "```"
+MAX_OBJECT_STARTS = 100  # '{' positions tried per answer; real answers need one or two
+MAX_ROUGE_CHARS = 50_000  # characters a side for ROUGE-L; answers are a few hundred words
 
 
 def task_kind(references: list[str]) -> str:
@@ -76,24 +82,42 @@ def _json_scores(answer: str, reference: str) -> dict[str, float]:
 
 def _strict_object(text: str) -> Any:
     try:
-        return json.loads(FENCE.sub("", text.strip()))
-    except (json.JSONDecodeError, TypeError):
+        return json.loads(strip_fences(text))
+    except (ValueError, TypeError, RecursionError):  # also 5000-digit numbers, [[[[...
         return None
 
 
+def strip_fences(text: str) -> str:
+    """Text without a leading ```/```json fence and a trailing ``` (string operations only:
+    the regex this replaces backtracked quadratically on long runs of spaces)."""
+    text = text.strip()
+    if text.startswith(FENCE):
+        text = text[len(FENCE) :]
+        text = text[len("json") :] if text.startswith("json") else text
+        text = text.lstrip()
+    if text.endswith(FENCE):
+        text = text[: -len(FENCE)].rstrip()
+    return text
+
+
 def first_json_object(text: str) -> dict | None:
-    """The first JSON object anywhere in the text (answers often wrap it in words)."""
+    """The first JSON object anywhere in the text (answers often wrap it in words), looked for
+    at the first MAX_OBJECT_STARTS '{' only, so a reply made of braces costs linear time."""
     whole = _strict_object(text)
     if isinstance(whole, dict):
         return whole
     decoder = json.JSONDecoder()
-    for match in re.finditer(r"\{", text):
+    start = text.find("{")
+    for _ in range(MAX_OBJECT_STARTS):
+        if start < 0:
+            break
         try:
-            value, _ = decoder.raw_decode(text, match.start())
-        except json.JSONDecodeError:
-            continue
+            value, _ = decoder.raw_decode(text, start)
+        except (ValueError, RecursionError):
+            value = None
         if isinstance(value, dict):
             return value
+        start = text.find("{", start + 1)
     return None
 
 
@@ -121,11 +145,46 @@ def token_f1(answer: str, reference: str) -> float:
 
 
 def rouge_l(answer: str, reference: str) -> float:
-    return _rouge_scorer().score(reference, answer)["rougeL"].fmeasure
+    """ROUGE-L F-measure with rouge-score's tokenizer and Porter stemmer (the same numbers as
+    its RougeScorer, whose LCS table takes quadratic time and memory)."""
+    predicted, expected = _rouge_tokens(answer), _rouge_tokens(reference)
+    if not predicted or not expected:
+        return 0.0
+    common = lcs_length(expected, predicted)
+    if common == 0:
+        return 0.0
+    precision, recall = common / len(predicted), common / len(expected)
+    return 2 * precision * recall / (precision + recall)
+
+
+def lcs_length(first: list[str], second: list[str]) -> int:
+    """Length of the longest common subsequence, bit-parallel (Hyyrö 2004): one pass over
+    `second` with a bit mask as wide as `first`, so len(second) big-integer steps."""
+    positions: dict[str, list[int]] = {}
+    for index, token in enumerate(first):
+        positions.setdefault(token, []).append(index)
+    masks = {token: sum(1 << i for i in where) for token, where in positions.items()}
+    full = (1 << len(first)) - 1
+    row = full
+    for token in second:
+        matched = row & masks.get(token, 0)
+        row = ((row + matched) | (row - matched)) & full
+    return len(first) - row.bit_count()
+
+
+def _rouge_tokens(text: str) -> list[str]:
+    """rouge-score's tokens (lower case, alphanumeric words, Porter stems) of the text's start."""
+    from rouge_score.tokenize import tokenize
+
+    return tokenize(text[:MAX_ROUGE_CHARS], _remembering_stemmer())
 
 
 @lru_cache(maxsize=1)
-def _rouge_scorer() -> Any:
-    from rouge_score import rouge_scorer
+def _remembering_stemmer() -> Any:
+    """The Porter stemmer rouge-score uses, remembering its answer per word."""
+    from nltk.stem import porter
 
-    return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+    class RememberingStemmer(porter.PorterStemmer):
+        stem = lru_cache(maxsize=65536)(porter.PorterStemmer.stem)
+
+    return RememberingStemmer()
