@@ -11,10 +11,18 @@ no daemon: whoever changes it calls `dispatch` (submit, resume, the UI's refresh
 run's supervisor as it finishes), and SQLite's write lock makes the claim-and-launch step
 atomic across processes. The run folder stays the source of truth for a run — status.json,
 metrics.jsonl, the saved adapter; the database indexes them for listing and ordering.
+
+The queue cannot wedge: a row whose folder, working folder or status.json is missing or
+unreadable, or whose start fails (a full disk included), is marked failed with the reason and
+the queue goes on. Cancel and resume are state transitions checked inside SQLite's write lock,
+so racing callers cannot double-book a device or start two trainers on one run folder. A
+resume refuses when the data files or base model changed since the run started (inputs.json).
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import shutil
 import sqlite3
 import time
@@ -24,8 +32,18 @@ from pathlib import Path
 from typing import Any
 
 from ftui.config import FtuiConfig
+from ftui.device_lease import leased_devices
+from ftui.hub_auth import trainer_environment
+from ftui.run_inputs import changed_inputs, fingerprint_inputs, write_inputs
 from ftui.rundir import FINISHED, RunDir, create_run_dir
-from ftui.runner import is_alive, launch, request_cancel
+from ftui.runner import (
+    LaunchError,
+    disk_full_message,
+    launch,
+    mark_gone,
+    processes_gone,
+    request_cancel,
+)
 from ftui.workspace import Workspace
 
 DATABASE = "ftui.db"
@@ -49,9 +67,12 @@ CREATE TABLE IF NOT EXISTS runs (
     train_loss REAL,
     eval_loss REAL,
     tokens REAL,
-    error TEXT
+    error TEXT,
+    server_token INTEGER NOT NULL DEFAULT 0
 );
 """
+# Rows from before a column existed get its default (no server token: the safe side).
+ADDED_COLUMNS = {"server_token": "INTEGER NOT NULL DEFAULT 0"}
 # A run whose supervisor and trainer are both gone this long after its last word is dead.
 STARTUP_GRACE_SECONDS = 10.0
 
@@ -66,31 +87,57 @@ class Jobs:
         self.path = workspace.root / DATABASE
         with self._connect() as db:
             db.executescript(SCHEMA)
+        self._add_missing_columns()
+
+    def _add_missing_columns(self) -> None:
+        with self._connect() as db:  # a read first: most opens need no write lock
+            present = {row["name"] for row in db.execute("PRAGMA table_info(runs)")}
+        if set(ADDED_COLUMNS) <= present:
+            return
+        with self._transaction() as db:
+            present = {row["name"] for row in db.execute("PRAGMA table_info(runs)")}
+            for name, definition in ADDED_COLUMNS.items():
+                if name not in present:
+                    db.execute(f"ALTER TABLE runs ADD COLUMN {name} {definition}")
 
     # ------------------------------------------------------------ actions
 
     def submit(
-        self, config: FtuiConfig, owner: str = "local", cwd: str | Path | None = None
+        self,
+        config: FtuiConfig,
+        owner: str = "local",
+        cwd: str | Path | None = None,
+        server_token: bool = True,
     ) -> RunDir:
-        """Create runs/<id>/ (queued), index it, and start it if its device is free."""
+        """Create runs/<id>/ (queued), index it, and start it if its device is free.
+
+        `server_token`: whether the trainer may use the server's Hugging Face token (the CLI:
+        yes; the web UI passes False). Data and model are pinned in runs/<id>/inputs.json.
+        """
+        folder = Path(cwd or Path.cwd()).resolve()
         run = create_run_dir(config, self.workspace)
+        write_inputs(run, fingerprint_inputs(config, folder))
         now = time.time()
         with self._connect() as db:
             db.execute(
                 "INSERT INTO runs (id, name, owner, state, device, model, method, dataset,"
-                " created, queued, cwd) VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?)",
+                " created, queued, cwd, server_token)"
+                " VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     run.run_id, config.name, owner, device_key(config),
                     config.model.name_or_path, config.method.name, config.data.path,
-                    now, now, str(Path(cwd or Path.cwd()).resolve()),
+                    now, now, str(folder), int(server_token),
                 ),
             )  # fmt: skip
         self.dispatch()
         return run
 
     def dispatch(self) -> list[str]:
-        """Start the oldest queued run on every idle device; return the ids started."""
-        started = []
+        """Start the oldest queued run on every idle device; return the ids started.
+
+        A run that cannot start is marked failed and the next one is tried.
+        """
+        started: list[str] = []
         with self._connect() as db:  # a read first: no write lock while nothing is active
             active = db.execute("SELECT 1 FROM runs WHERE state IN ('queued', 'running') LIMIT 1")
             if active.fetchone() is None:
@@ -98,63 +145,85 @@ class Jobs:
         with self._transaction() as db:
             self._sync(db)
             running = db.execute("SELECT device FROM runs WHERE state='running'")
-            busy = {row["device"] for row in running}
+            busy = {row["device"] for row in running} | leased_devices(db)
             queued = db.execute("SELECT * FROM runs WHERE state='queued' ORDER BY queued, id")
             for row in queued.fetchall():
-                if row["device"] in busy:
-                    continue
-                run = self.run_dir(row["id"])
-                run.write_status("queued", resume=bool(row["resume"]))
-                launch(run, cwd=row["cwd"])
-                db.execute(
-                    "UPDATE runs SET state='running', started=COALESCE(started, ?) WHERE id=?",
-                    (time.time(), row["id"]),
-                )
-                busy.add(row["device"])
-                started.append(row["id"])
+                if row["device"] not in busy and self._start(db, row):
+                    busy.add(row["device"])
+                    started.append(row["id"])
         return started
+
+    def _start(self, db: sqlite3.Connection, row: sqlite3.Row) -> bool:
+        """Launch one queued run; on failure mark it failed and return False."""
+        run = RunDir(self.workspace.runs / row["id"])
+        try:
+            self.run_dir(row["id"])  # refuses an id with path parts
+            run.write_status("queued", resume=bool(row["resume"]))
+            launch(run, cwd=row["cwd"], env=trainer_environment(bool(row["server_token"])))
+        except (OSError, ValueError, LaunchError) as exc:
+            reason = _os_reason(exc, run) if isinstance(exc, OSError) else str(exc)
+            _fail_row(db, row["id"], run, f"Could not start the run: {reason}")
+            return False
+        db.execute(
+            "UPDATE runs SET state='running', started=COALESCE(started, ?) WHERE id=?",
+            (time.time(), row["id"]),
+        )
+        return True
 
     def refresh(self) -> None:
         """Bring the index up to date with the run folders and start what can start."""
         self.dispatch()
 
     def cancel(self, run_id: str) -> str:
-        """Cancel a queued run at once, or ask a running one to stop; return the new state."""
+        """Cancel a queued run at once, or ask a running one to stop; return the new state.
+
+        Queued -> cancelled is one conditional UPDATE: when a dispatch launched the run a
+        moment ago, no row changes and the running run is asked to stop instead.
+        """
         row = self.get(run_id)
         run = self.run_dir(run_id)
         if row["state"] == "queued":
             with self._transaction() as db:
-                db.execute(
-                    "UPDATE runs SET state='cancelled', finished=? WHERE id=? AND state='queued'",
-                    (time.time(), run_id),
-                )
-            run.write_status("cancelled", finished=time.time(), error="Cancelled while queued.")
-            return "cancelled"
+                changed = db.execute(
+                    "UPDATE runs SET state='cancelled', finished=?, error=? "
+                    "WHERE id=? AND state='queued'",
+                    (time.time(), QUEUED_CANCEL, run_id),
+                ).rowcount
+            if changed:
+                with contextlib.suppress(OSError, ValueError):  # the index already says so
+                    run.write_status("cancelled", finished=time.time(), error=QUEUED_CANCEL)
+                return "cancelled"
+            row = self.get(run_id)  # it was launched meanwhile
         if row["state"] != "running":
             raise JobError(f"run {run_id} is already {row['state']}; there is nothing to cancel")
         request_cancel(run)
         return "cancelling"
 
-    def resume(self, run_id: str) -> None:
-        """Queue a failed or cancelled run again; it continues from its last checkpoint."""
+    def resume(self, run_id: str, server_token: bool = True) -> None:
+        """Queue a failed or cancelled run again; it continues from its last checkpoint.
+
+        Refused when the data or the base model changed since the run started. The move to
+        queued happens once under SQLite's write lock: of two racing resumes one wins, the
+        other gets "already queued". `server_token=False` (the web UI) takes the server's Hub
+        token away from the resumed trainer; True keeps what the run had.
+        """
         row = self.get(run_id)
-        if row["state"] not in ("failed", "cancelled"):
-            raise JobError(
-                f"run {run_id} is {row['state']}; only failed or cancelled runs can be resumed"
-            )
         run = self.run_dir(run_id)
-        if run.last_checkpoint() is None:
-            raise JobError(
-                f"run {run_id} has no complete checkpoint to resume from; start it again instead"
-            )
-        run.cancel_path.unlink(missing_ok=True)
-        run.write_status("queued", error=None, finished=None, pid=None, supervisor_pid=None)
+        _check_resumable(row, run)
         with self._transaction() as db:
+            now = db.execute("SELECT state FROM runs WHERE id=?", (run_id,)).fetchone()
+            _check_resumable_state(run_id, now["state"] if now else "deleted")
             db.execute(
-                "UPDATE runs SET state='queued', resume=1, queued=?, finished=NULL, error=NULL "
-                "WHERE id=?",
-                (time.time(), run_id),
+                "UPDATE runs SET state='queued', resume=1, queued=?, finished=NULL, error=NULL,"
+                " server_token=server_token AND ? WHERE id=? AND state IN ('failed', 'cancelled')",
+                (time.time(), int(server_token), run_id),
             )
+            try:
+                run.cancel_path.unlink(missing_ok=True)
+                run.write_status("queued", error=None, finished=None, pid=None, supervisor_pid=None)
+            except OSError as exc:  # rolls the transition back
+                reason = _os_reason(exc, run)
+                raise JobError(f"run {run_id} cannot be queued again: {reason}") from exc
         self.dispatch()
 
     def delete(self, run_id: str) -> None:
@@ -196,26 +265,41 @@ class Jobs:
     # ------------------------------------------------------------ syncing
 
     def _sync(self, db: sqlite3.Connection) -> None:
-        """Copy states and summaries from run folders; mark runs whose processes died failed."""
+        """Copy states and summaries from run folders; mark runs whose processes died failed.
+
+        A row whose folder or status.json is missing or unreadable is marked failed with the
+        reason; one bad row never stops the others.
+        """
         for row in db.execute("SELECT * FROM runs WHERE state='running'").fetchall():
-            run = self.run_dir(row["id"])
-            status = run.read_status()
-            if status.get("state") not in FINISHED and _is_dead(status):
-                status = _mark_dead(run)
-            if status.get("state") in FINISHED:
-                db.execute(
-                    "UPDATE runs SET state=?, finished=?, error=?, steps=?, train_loss=?,"
-                    " eval_loss=?, tokens=? WHERE id=?",
-                    (
-                        status["state"], status.get("finished"), status.get("error"),
-                        *summarise(run), row["id"],
-                    ),
-                )  # fmt: skip
-            else:  # still training: the history shows its progress so far
-                db.execute(
-                    "UPDATE runs SET steps=?, train_loss=?, eval_loss=?, tokens=? WHERE id=?",
-                    (*summarise(run), row["id"]),
-                )
+            run = RunDir(self.workspace.runs / row["id"])
+            try:
+                self._sync_row(db, row["id"], run)
+            except (OSError, ValueError) as exc:
+                message = f"The run's status cannot be read ({exc}); it is marked failed."
+                _fail_row(db, row["id"], run, message)
+
+    def _sync_row(self, db: sqlite3.Connection, run_id: str, run: RunDir) -> None:
+        if not run.path.is_dir():
+            message = f"The run folder {run.path} is missing (deleted outside ftui)."
+            _fail_row(db, run_id, run, message)
+            return
+        status = run.read_status()
+        if status.get("state") not in FINISHED and processes_gone(status, STARTUP_GRACE_SECONDS):
+            status = mark_gone(run)
+        if status.get("state") in FINISHED:
+            db.execute(
+                "UPDATE runs SET state=?, finished=?, error=?, steps=?, train_loss=?,"
+                " eval_loss=?, tokens=? WHERE id=?",
+                (
+                    status["state"], status.get("finished"), status.get("error"),
+                    *summarise(run), run_id,
+                ),
+            )  # fmt: skip
+        else:  # still training: the history shows its progress so far
+            db.execute(
+                "UPDATE runs SET steps=?, train_loss=?, eval_loss=?, tokens=? WHERE id=?",
+                (*summarise(run), run_id),
+            )
 
     # ------------------------------------------------------------ sqlite
 
@@ -260,19 +344,50 @@ def summarise(run: RunDir) -> tuple[int | None, float | None, float | None, floa
     return steps, train_loss, eval_loss, tokens
 
 
-def _is_dead(status: dict[str, Any]) -> bool:
-    last_word = max(status.get("heartbeat") or 0, status.get("updated") or 0)
-    if time.time() - last_word < STARTUP_GRACE_SECONDS:
-        return False
-    pids = [status.get("supervisor_pid"), status.get("pid")]
-    return not any(is_alive(pid) for pid in pids if pid)
+QUEUED_CANCEL = "Cancelled while queued."
 
 
-def _mark_dead(run: RunDir) -> dict[str, Any]:
-    tail = run.log_tail(15)
-    return run.write_status(
-        "failed",
-        finished=time.time(),
-        error="The training process is gone without a final word (no heartbeat, pid gone)."
-        f"\n{tail}",
+def _fail_row(db: sqlite3.Connection, run_id: str, run: RunDir, message: str) -> None:
+    """Mark a run failed in the index, and in its status.json where that can be written."""
+    now = time.time()
+    db.execute(
+        "UPDATE runs SET state='failed', finished=?, error=? WHERE id=?", (now, message, run_id)
     )
+    with contextlib.suppress(OSError, ValueError):
+        if run.path.is_dir():
+            run.write_status("failed", finished=now, error=message)
+
+
+def _os_reason(exc: OSError, run: RunDir) -> str:
+    if exc.errno == errno.ENOSPC:
+        return disk_full_message(run)
+    if not run.path.is_dir():
+        return f"its run folder {run.path} is missing (deleted outside ftui)"
+    return str(exc)
+
+
+def _check_resumable(row: dict[str, Any], run: RunDir) -> None:
+    """The reasons a run cannot be resumed that do not depend on a race."""
+    _check_resumable_state(row["id"], row["state"])
+    if run.last_checkpoint() is None:
+        raise JobError(
+            f"run {row['id']} has no complete checkpoint to resume from; start it again instead"
+        )
+    try:
+        config = run.read_config()
+        problems = changed_inputs(run, config, row["cwd"])
+    except (OSError, ValueError) as exc:
+        raise JobError(f"run {row['id']} cannot be resumed: {exc}") from exc
+    if problems:
+        raise JobError(
+            f"run {row['id']} cannot be resumed: {'; '.join(problems)}. A resumed run must "
+            f"continue on the same data and model; start a new run with its config instead "
+            f"(`ftui train {run.config_path}`, or the Train tab)."
+        )
+
+
+def _check_resumable_state(run_id: str, state: str) -> None:
+    if state in ("queued", "running"):
+        raise JobError(f"run {run_id} is already {state}; it needs no resume")
+    if state not in ("failed", "cancelled"):
+        raise JobError(f"run {run_id} is {state}; only failed or cancelled runs can be resumed")

@@ -37,6 +37,10 @@ SECRET_WORDS = {"token", "secret", "password", "passwd", "apikey"}
 MASK = "***"
 
 
+class StatusUnreadable(ValueError):
+    """status.json exists but cannot be read (invalid JSON, no permission, not an object)."""
+
+
 def mask_secrets(data: Any) -> Any:
     """A copy of plain data with the value of every key naming a secret replaced by ***."""
     if isinstance(data, dict):
@@ -127,6 +131,18 @@ class RunDir:
         The trainer writes trainer_state.json last, so a checkpoint folder without a readable
         one (the process died while saving) is skipped.
         """
+        found = [(step, folder) for folder, step in self._checkpoint_steps() if step is not None]
+        if not found:
+            return None
+        step, folder = max(found)
+        return folder, step
+
+    def incomplete_checkpoints(self) -> list[Path]:
+        """Checkpoint folders whose save never finished (no matching trainer_state.json)."""
+        return [folder for folder, step in self._checkpoint_steps() if step is None]
+
+    def _checkpoint_steps(self) -> list[tuple[Path, int | None]]:
+        """(folder, step) per checkpoint-<step> folder; step None when it is incomplete."""
         found = []
         for folder in self.checkpoints.glob("checkpoint-*"):
             step = folder.name.removeprefix("checkpoint-")
@@ -134,14 +150,11 @@ class RunDir:
                 continue
             try:
                 state = json.loads((folder / "trainer_state.json").read_text(encoding="utf-8"))
-            except (OSError, json.JSONDecodeError):
-                continue
-            if state.get("global_step") == int(step):
-                found.append((int(step), folder))
-        if not found:
-            return None
-        step, folder = max(found)
-        return folder, step
+            except (OSError, ValueError):
+                state = {}
+            complete = isinstance(state, dict) and state.get("global_step") == int(step)
+            found.append((folder, int(step) if complete else None))
+        return found
 
     def log_tail(self, lines: int = 40) -> str:
         """The last lines of train.log (progress-bar redraws split into lines)."""
@@ -162,7 +175,7 @@ class RunDir:
         text = yaml.safe_dump(
             mask_secrets(config_to_dict(config)), sort_keys=False, allow_unicode=True
         )
-        _write_atomic(self.config_path, text)
+        _write_atomic(self.config_path, text, create_folder=True)
 
     def read_config(self) -> FtuiConfig:
         return load_config(self.config_path)
@@ -170,18 +183,32 @@ class RunDir:
     # ------------------------------------------------------------ status
 
     def write_status(self, state: str, **fields: Any) -> dict[str, Any]:
-        """Replace status.json, keeping earlier fields (pid, started) unless given anew."""
+        """Replace status.json, keeping earlier fields (pid, started) unless given anew.
+
+        An unreadable old file is replaced rather than kept; a run folder that is gone stays
+        gone (FileNotFoundError), so a deleted run is never recreated by its own processes.
+        """
         if state not in STATES:
             raise ValueError(f"unknown run state {state!r}; one of {', '.join(STATES)}")
-        status = {**self.read_status(), **fields, "state": state, "updated": time.time()}
+        try:
+            earlier = self.read_status()
+        except StatusUnreadable:
+            earlier = {}
+        status = {**earlier, **fields, "state": state, "updated": time.time()}
         _write_atomic(self.status_path, json.dumps(status, indent=2))
         return status
 
     def read_status(self) -> dict[str, Any]:
+        """status.json as a dict; {} when there is none yet. Raises StatusUnreadable."""
         try:
-            return json.loads(self.status_path.read_text(encoding="utf-8"))
+            status = json.loads(self.status_path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             return {}
+        except (OSError, ValueError) as exc:  # permission, invalid JSON or UTF-8
+            raise StatusUnreadable(f"{self.status_path} cannot be read: {exc}") from exc
+        if not isinstance(status, dict):
+            raise StatusUnreadable(f"{self.status_path} does not hold a JSON object")
+        return status
 
     def heartbeat(self) -> None:
         status = self.read_status()
@@ -234,8 +261,9 @@ def create_run_dir(config: FtuiConfig, workspace: Workspace) -> RunDir:
     return run
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+def _write_atomic(path: Path, text: str, create_folder: bool = False) -> None:
+    if create_folder:
+        path.parent.mkdir(parents=True, exist_ok=True)
     handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as stream:

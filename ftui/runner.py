@@ -11,34 +11,51 @@ does not kill it. The supervisor starts the trainer (`python -m ftui train runs/
 stdout and stderr going to runs/<id>/train.log — a file, never a pipe someone has to drain.
 It then waits, and:
 
-- when runs/<id>/cancel appears, gives the trainer CANCEL_GRACE_SECONDS to stop at a step
-  boundary and save its adapter, then kills the whole process group (workers included), so
-  no memory stays held;
+- when runs/<id>/cancel appears, gives the trainer CANCEL_GRACE_SECONDS (from the moment the
+  supervisor first saw the request) to stop at a step boundary and save its adapter, then
+  kills the whole process group (workers included), so no memory stays held — whatever
+  becomes of the request file or status.json meanwhile; a run folder that disappears (or is
+  replaced) means the kill at once;
 - when the trainer dies without saying how it ended (SIGKILL, the OOM killer, a segfault),
   marks the run failed with the exit reason and the log's last lines;
 - finally asks the job queue to start the next queued run on the same device.
 
 Working directories are the caller's, so relative data paths in a config resolve as they did
 when it was written.
+
+Liveness is a pid plus the process's start time (psutil), both recorded in status.json: after
+a container restart a reused pid is not mistaken for the run's process.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
+import psutil
+
 from ftui.config import FtuiConfig
-from ftui.rundir import FINISHED, RunDir
+from ftui.rundir import FINISHED, RunDir, StatusUnreadable
 
 CANCEL_GRACE_SECONDS = float(os.environ.get("FTUI_CANCEL_GRACE_SECONDS", "60"))
 POLL_SECONDS = 0.5
 LOG_LINES_ON_FAILURE = 15
+# psutil derives start times from clock ticks since boot: the same process always reads the
+# same value; a reused pid started this much later (or earlier) is another process.
+START_TIME_TOLERANCE_SECONDS = 1.0
+DISK_FULL_WORDS = ("No space left on device", "StorageFull", "os error 28")
+
+
+class LaunchError(RuntimeError):
+    """A run could not be started, with the reason in plain words."""
 
 
 def trainer_command(run: RunDir, config: FtuiConfig, device: str, resume: bool) -> list[str]:
@@ -61,45 +78,84 @@ def trainer_command(run: RunDir, config: FtuiConfig, device: str, resume: bool) 
     return [*launcher, "--num_processes", str(processes), "-m", *target]
 
 
-def launch(run: RunDir, cwd: str | Path | None = None) -> int:
-    """Start the supervisor for `run`, detached; record and return its pid."""
+def launch(run: RunDir, cwd: str | Path | None = None, env: Mapping[str, str] | None = None) -> int:
+    """Start the supervisor for `run`, detached; record and return its pid.
+
+    `env` is the supervisor's (and so the trainer's) environment; None inherits this one.
+    Raises LaunchError when the working folder is gone, OSError when the disk refuses.
+    """
+    folder = Path(cwd or Path.cwd())
+    if not folder.is_dir():
+        raise LaunchError(
+            f"its working folder {folder} no longer exists, so relative data paths cannot "
+            "be found; submit the run again from an existing folder"
+        )
     command = [sys.executable, "-m", "ftui", "supervise", str(run.path)]
     with run.log_path.open("ab") as log:
         process = subprocess.Popen(
-            command,
-            cwd=cwd or Path.cwd(),
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
+            command, cwd=folder, env=None if env is None else dict(env),
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True,
-        )
+        )  # fmt: skip
+    started = process_start_time(process.pid)  # before the reaper can collect it
     # Reap it when it ends, so a long-lived web app collects no zombies.
     threading.Thread(target=process.wait, daemon=True).start()
-    run.write_status("running", supervisor_pid=process.pid, heartbeat=time.time())
+    run.write_status(
+        "running", supervisor_pid=process.pid, supervisor_started=started, heartbeat=time.time()
+    )
     return process.pid
 
 
 def supervise(run: RunDir, command: list[str]) -> int:
     """Run the trainer to its end; return the state the run finished in as an exit code."""
+    identity = folder_identity(run.path)
     with run.log_path.open("ab") as log:
         trainer = subprocess.Popen(
             command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
-    run.write_status("running", supervisor_pid=os.getpid(), trainer_pgid=trainer.pid)
-    forced = _wait_honouring_cancel(run, trainer)
-    _record_ending(run, trainer.returncode, forced)
-    return 0 if run.read_status().get("state") == "completed" else 1
+    run.write_status(
+        "running",
+        supervisor_pid=os.getpid(),
+        supervisor_started=process_start_time(os.getpid()),
+        trainer_pgid=trainer.pid,
+        trainer_started=process_start_time(trainer.pid),
+    )
+    forced = _wait_honouring_cancel(run, trainer, identity)
+    if folder_identity(run.path) != identity:
+        return 1  # the run folder was deleted: nothing left to record
+    with contextlib.suppress(OSError, StatusUnreadable):  # a full disk, a broken status
+        _record_ending(run, trainer.returncode, forced)
+    with contextlib.suppress(OSError, StatusUnreadable):
+        return 0 if run.read_status().get("state") == "completed" else 1
+    return 1
 
 
-def _wait_honouring_cancel(run: RunDir, trainer: subprocess.Popen) -> bool:
-    """Wait for the trainer; kill its process group if a cancel outlives the grace period.
+def folder_identity(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of a folder, None when it is gone: a recreated folder differs."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_dev, stat.st_ino
 
-    Returns True when the trainer had to be killed.
+
+def _wait_honouring_cancel(
+    run: RunDir, trainer: subprocess.Popen, identity: tuple[int, int] | None
+) -> bool:
+    """Wait for the trainer; kill its process group if a cancel outlives the grace period, or
+    at once if the run folder disappears. Returns True when the trainer had to be killed.
+
+    The grace period runs from the first time this loop saw the request, so deleting the
+    request file (or the whole folder) afterwards cannot stop the kill.
     """
+    first_seen = None
     while trainer.poll() is None:
-        asked = run.cancel_requested_at()
-        if asked is not None and time.time() - asked > CANCEL_GRACE_SECONDS:
+        vanished = folder_identity(run.path) != identity
+        if first_seen is None and (vanished or run.cancel_requested()):
+            first_seen = time.monotonic()
+        waited = time.monotonic() - first_seen if first_seen is not None else 0.0
+        if vanished or (first_seen is not None and waited > CANCEL_GRACE_SECONDS):
             _kill_group(trainer.pid)
             trainer.wait()
             return True
@@ -116,8 +172,8 @@ def _kill_group(pgid: int) -> None:
 def _record_ending(run: RunDir, returncode: int, forced: bool) -> None:
     """Write a final state when the trainer could not (killed, crashed before writing)."""
     status = run.read_status()
-    if status.get("state") in FINISHED:
-        return
+    if status.get("state") in FINISHED or status.get("supervisor_pid") != os.getpid():
+        return  # the trainer wrote its ending, or the run was resumed under a new supervisor
     now = time.time()
     kept = run.last_checkpoint()
     kept_text = f"the checkpoint at step {kept[1]} is kept" if kept else "no checkpoint was saved"
@@ -132,6 +188,9 @@ def _record_ending(run: RunDir, returncode: int, forced: bool) -> None:
 
 
 def _death_message(returncode: int, kept_text: str, run: RunDir) -> str:
+    tail = run.log_tail(LOG_LINES_ON_FAILURE)
+    if any(words in tail for words in DISK_FULL_WORDS):
+        return f"{disk_full_message(run)}\n{tail}".strip()
     if returncode < 0:
         name = signal.Signals(-returncode).name
         reason = f"The trainer was killed by {name}"
@@ -142,7 +201,6 @@ def _death_message(returncode: int, kept_text: str, run: RunDir) -> str:
             )
     else:
         reason = f"The trainer exited with code {returncode} before finishing"
-    tail = run.log_tail(LOG_LINES_ON_FAILURE)
     return f"{reason}; {kept_text}. Resume continues from there.\n{tail}".strip()
 
 
@@ -151,21 +209,85 @@ def request_cancel(run: RunDir) -> None:
     run.request_cancel()
 
 
-def is_alive(pid: int | None) -> bool:
-    """True when `pid` is a live process (not a zombie) that this user can see."""
+def is_alive(pid: int | None, started: float | None = None) -> bool:
+    """True when `pid` is a live process (not a zombie); with `started` (its recorded
+    `process_start_time`), only when it is still that same process and not a reused pid."""
     if not pid:
         return False
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return False
+        if started is None:
+            return True
+        return abs(process.create_time() - started) < START_TIME_TOLERANCE_SECONDS
+    except psutil.NoSuchProcess:
         return False
-    except PermissionError:
-        return True
+    except psutil.AccessDenied:
+        return True  # it exists; another user's process cannot be told apart further
+
+
+def processes_gone(status: dict, grace_seconds: float) -> bool:
+    """No word from the run for `grace_seconds` and neither its supervisor nor its trainer
+    alive — the processes that were recorded (pid and start time), not a reused pid."""
+    last_word = max(status.get("heartbeat") or 0, status.get("updated") or 0)
+    if time.time() - last_word < grace_seconds:
+        return False
+    processes = [
+        (status.get("supervisor_pid"), status.get("supervisor_started")),
+        (status.get("pid"), status.get("pid_started")),
+    ]
+    return not any(is_alive(pid, started) for pid, started in processes if pid)
+
+
+def mark_gone(run: RunDir) -> dict:
+    """Record that a run's processes are gone; return the status (kept in memory only when
+    the disk refuses the write, so the index still records the ending)."""
+    message = (
+        "The training process is gone without a final word (no heartbeat, pid gone)."
+        f"\n{run.log_tail(LOG_LINES_ON_FAILURE)}"
+    )
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        return run.write_status("failed", finished=time.time(), error=message)
     except OSError:
-        return True  # no /proc: trust kill(0)
-    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+        return {"state": "failed", "finished": time.time(), "error": message}
+
+
+def process_start_time(pid: int) -> float | None:
+    """When process `pid` started (seconds since the epoch), None when it is gone."""
+    try:
+        return psutil.Process(pid).create_time()
+    except psutil.Error:
+        return None
+
+
+def is_disk_full(error: BaseException) -> bool:
+    """True for "No space left on device", as an OSError anywhere in the chain or in the text
+    of a library's own error (safetensors, tokenizers and torch wrap it)."""
+    seen: BaseException | None = error
+    for _ in range(20):  # a chain is short; a cycle must not hang the error path
+        if seen is None:
+            break
+        if isinstance(seen, OSError) and seen.errno == errno.ENOSPC:
+            return True
+        if any(words in str(seen) for words in DISK_FULL_WORDS):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def disk_full_message(run: RunDir) -> str:
+    """What a run that hit a full disk says, with its workspace and what is kept."""
+    workspace = run.path.parent.parent
+    kept = run.last_checkpoint()
+    kept_text = (
+        f"the last complete checkpoint (step {kept[1]}) is kept" if kept
+        else "no complete checkpoint had been saved"
+    )  # fmt: skip
+    return (
+        f"The disk is full: free space in {workspace} or lower train.save_total_limit; "
+        f"{kept_text}. Resume continues from there once there is room."
+    )
 
 
 def wait_for(run: RunDir, timeout: float | None = None) -> dict:

@@ -6,7 +6,8 @@ seed -> tokenizer/model -> method -> data -> SFTTrainer (DPOTrainer for preferen
 -> train -> save,
 appending one metrics.jsonl line per logged step and a heartbeat to status.json. The final
 adapter lands in runs/<id>/adapter/ in plain PEFT format (full weights: runs/<id>/model/).
-Any exception marks the run failed with the traceback's last lines and exits 1.
+Any exception marks the run failed with the traceback's last lines and exits 1; a full disk
+("No space left on device") removes the checkpoint it was writing and says so in plain words.
 
 Heavy libraries are imported at the top: this module only ever runs in the training
 subprocess, never in the web app.
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import os
 import resource
+import shutil
 import sys
 import time
 import traceback
@@ -37,7 +39,9 @@ from trl import DPOTrainer, SFTTrainer
 from ftui.config import FtuiConfig
 from ftui.data.training_data import load_training_data
 from ftui.models import check_model_source, choose_device, resolve_model_dir
+from ftui.run_inputs import fill_in_hub_commit
 from ftui.rundir import RunDir
+from ftui.runner import disk_full_message, is_disk_full, process_start_time
 from ftui.translate import (
     PEFT_METHODS,
     apply_method,
@@ -64,7 +68,11 @@ def train_run_dir(path: str | Path, resume: bool = False) -> int:
     print(f"[ftui] process {os.environ.get('RANK', '0')} of {world}", flush=True)
     now = time.time()
     if main:
-        run.write_status("running", pid=os.getpid(), started=now, heartbeat=now, error=None)
+        pid = os.getpid()
+        run.write_status(
+            "running", pid=pid, pid_started=process_start_time(pid), started=now, heartbeat=now,
+            error=None,
+        )  # fmt: skip
     try:
         outcome = train(run, resume=resume)
     except torch.OutOfMemoryError:
@@ -72,8 +80,11 @@ def train_run_dir(path: str | Path, resume: bool = False) -> int:
         if main:
             run.write_status("failed", error=_out_of_memory_message(run), finished=time.time())
         return 1
-    except Exception:
+    except Exception as exc:
         traceback.print_exc()
+        if is_disk_full(exc):
+            _fail_on_full_disk(run, main)
+            return 1
         lines = traceback.format_exc().strip().splitlines()[-ERROR_LINES:]
         if main:
             run.write_status("failed", error="\n".join(lines), finished=time.time())
@@ -81,6 +92,18 @@ def train_run_dir(path: str | Path, resume: bool = False) -> int:
     if main:
         run.write_status(outcome.state, error=outcome.note, finished=time.time())
     return 0
+
+
+def _fail_on_full_disk(run: RunDir, main: bool) -> None:
+    """Free the half-written checkpoint (the last complete one stays), then say so plainly."""
+    if not main:
+        return
+    for folder in run.incomplete_checkpoints():
+        shutil.rmtree(folder, ignore_errors=True)
+    try:
+        run.write_status("failed", error=disk_full_message(run), finished=time.time())
+    except OSError:  # not even status.json fits: the supervisor reads train.log instead
+        print(f"[ftui] {disk_full_message(run)}", flush=True)
 
 
 @dataclass
@@ -95,6 +118,8 @@ def train(run: RunDir, resume: bool = False) -> Outcome:
     checkpoint = _checkpoint_to_resume(run) if resume else None
     stopper = RunDirCallback(run)
     trainer = build_trainer(config, run.checkpoints, callbacks=[stopper])
+    if _is_main_process():
+        fill_in_hub_commit(run, config.model)  # pins a Hub model downloaded just now
     trainer.train(resume_from_checkpoint=checkpoint)
 
     # PEFT adapters save as adapter_config.json + adapter_model.safetensors: loadable by
