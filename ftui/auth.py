@@ -1,12 +1,18 @@
 """Team mode: who may log in, and who may do what — decided on the server.
 
-Three modes, chosen once at start (`access_from_env`):
+Four modes, chosen once at start (`access_from_env`):
 - `local`  — no users file: one person on their own machine, no login (the default);
 - `users`  — a users file (`ftui users add NAME`): salted scrypt hashes, roles `user`/`admin`,
-             sessions in HMAC-signed cookies whose key lives in the workspace, so a restart
-             keeps everyone logged in (see ftui/web_login.py for the pages);
-- `hf`     — on a Hugging Face Space with `hf_oauth: true` (or FTUI_AUTH=hf): gradio's HF
-             login; admins are the HF user names in $FTUI_ADMINS.
+             sessions in signed cookies (itsdangerous) whose key lives in the workspace's
+             private folder, so a restart keeps everyone logged in; each session has an id
+             that logout revokes (see ftui/web_login.py for the pages);
+- `hf`     — only on a real Hugging Face Space with `hf_oauth: true`: gradio's HF login,
+             admitted by an allow-list (`HfAllowList`); admins are the names in $FTUI_ADMINS;
+- `demo`   — FTUI_DEMO=1 without users or hf: anonymous visitors, each known by a signed
+             per-browser cookie (`visitor-<id>`), each owning only the runs they started.
+
+Secrets (`users.json`, `.session-key`, the revoked-sessions database) live in
+`WORKSPACE/.private/` (mode 0700), never in a folder gradio's file routes may serve.
 
 Rules (`Access.can_act`): anyone logged in may look at every run; only a run's owner or an
 admin may cancel, resume, delete, merge or push it.
@@ -14,7 +20,6 @@ admin may cancel, resume, delete, merge or push it.
 
 from __future__ import annotations
 
-import base64
 import functools
 import hashlib
 import hmac
@@ -22,14 +27,20 @@ import json
 import os
 import re
 import secrets
+import sqlite3
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+
+from itsdangerous import BadData, URLSafeSerializer
 
 ROLES = ("user", "admin")
 USERS_FILE = "users.json"
 SECRET_FILE = ".session-key"
+PRIVATE_DIR = ".private"  # WORKSPACE/.private: users file, signing key, revoked sessions
+REVOKED_DB = "sessions.db"
 SESSION_COOKIE = "ftui-session"
 SESSION_SECONDS = 7 * 24 * 3600
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -156,7 +167,20 @@ def _dummy_hash() -> str:
     return hash_password(secrets.token_hex(8))
 
 
-# ------------------------------------------------------------------------- sessions
+# ------------------------------------------------------------------------- private files
+def private_dir(workspace_root: Path) -> Path:
+    """WORKSPACE/.private (mode 0700), where the users file and keys live. Files an older ftui
+    kept in the workspace root are moved in on first use."""
+    folder = workspace_root / PRIVATE_DIR
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(folder, 0o700)
+    for name in (USERS_FILE, SECRET_FILE):
+        old, new = workspace_root / name, folder / name
+        if old.is_file() and not new.exists():
+            os.replace(old, new)
+    return folder
+
+
 def load_secret(path: Path) -> bytes:
     """The session-signing key, created once (mode 0600) and kept across restarts."""
     if not path.exists():
@@ -164,36 +188,176 @@ def load_secret(path: Path) -> bytes:
     return bytes.fromhex(path.read_text(encoding="utf-8").strip())
 
 
+class RevokedSessions:
+    """Session ids ended by a logout, in SQLite; an entry is forgotten once its session would
+    have expired anyway, so the table stays small."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        with self._connect() as db:
+            db.execute("CREATE TABLE IF NOT EXISTS revoked (sid TEXT PRIMARY KEY, until REAL)")
+
+    def _connect(self) -> sqlite3.Connection:
+        return sqlite3.connect(self.path, timeout=10, isolation_level=None)
+
+    def revoke(self, session_id: str, until: float) -> None:
+        with self._connect() as db:
+            db.execute("DELETE FROM revoked WHERE until < ?", (time.time(),))
+            db.execute("INSERT OR REPLACE INTO revoked VALUES (?, ?)", (session_id, until))
+
+    def __contains__(self, session_id: str) -> bool:
+        with self._connect() as db:
+            row = db.execute("SELECT 1 FROM revoked WHERE sid = ?", (session_id,)).fetchone()
+        return row is not None
+
+
+@dataclass(frozen=True)
+class Session:
+    """What a valid session cookie says: who, until when, and its id (for revocation)."""
+
+    user: User
+    session_id: str
+    expires: float
+
+
 class Sessions:
-    """Stateless signed cookies: `base64(json{u, exp, s}).hmac`. Valid while the signature,
-    the expiry, the user and their password (the stamp `s`) all still hold."""
+    """Signed cookies (itsdangerous) holding {u: name, s: password stamp, sid, exp}. Valid
+    while the signature, the expiry, the user and their password (the stamp) all still hold
+    and the session id was not revoked by a logout."""
 
-    def __init__(self, users: UserFile, secret: bytes, lifetime: int = SESSION_SECONDS) -> None:
-        self.users, self.secret, self.lifetime = users, secret, lifetime
-
-    def _sign(self, payload: bytes) -> str:
-        return hmac.new(self.secret, payload, hashlib.sha256).hexdigest()
+    def __init__(
+        self,
+        users: UserFile,
+        secret: bytes,
+        lifetime: int = SESSION_SECONDS,
+        revoked: RevokedSessions | None = None,
+    ) -> None:
+        self.users, self.lifetime, self.revoked = users, lifetime, revoked
+        self.serializer = URLSafeSerializer(secret, salt="ftui-session")
 
     def issue(self, user: User, now: float | None = None) -> str:
-        body = {"u": user.name, "exp": int((now or time.time()) + self.lifetime)}
-        body["s"] = self.users.stamp(user.name)
-        payload = base64.urlsafe_b64encode(json.dumps(body, sort_keys=True).encode()).rstrip(b"=")
-        return f"{payload.decode()}.{self._sign(payload)}"
+        body = {"u": user.name, "s": self.users.stamp(user.name), "sid": secrets.token_hex(16)}
+        body["exp"] = int((now or time.time()) + self.lifetime)
+        return self.serializer.dumps(body)
 
-    def user(self, cookie: str | None, now: float | None = None) -> User | None:
-        if not cookie or "." not in cookie:
-            return None
-        payload, signature = cookie.rsplit(".", 1)
-        if not hmac.compare_digest(self._sign(payload.encode()), signature):
+    def session(self, cookie: str | None, now: float | None = None) -> Session | None:
+        """The session a cookie proves, or None (any malformed or non-ASCII value too)."""
+        if not cookie or not cookie.isascii():
             return None
         try:
-            body = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-            name, expires, stamp = str(body["u"]), float(body["exp"]), str(body["s"])
-        except (ValueError, KeyError, TypeError):
+            body = self.serializer.loads(cookie)
+            name, stamp, sid = str(body["u"]), str(body["s"]), str(body["sid"])
+            expires = float(body["exp"])
+        except (BadData, ValueError, KeyError, TypeError):
             return None
         if expires < (now or time.time()) or not hmac.compare_digest(stamp, self.users.stamp(name)):
             return None
-        return self.users.get(name)
+        if self.revoked is not None and sid in self.revoked:
+            return None
+        user = self.users.get(name)
+        return Session(user, sid, expires) if user else None
+
+    def user(self, cookie: str | None, now: float | None = None) -> User | None:
+        session = self.session(cookie, now)
+        return session.user if session else None
+
+    def end(self, cookie: str | None) -> None:
+        """Logout: the cookie's session stops working, even if the cookie is replayed."""
+        session = self.session(cookie)
+        if session is not None and self.revoked is not None:
+            self.revoked.revoke(session.session_id, session.expires)
+
+
+class Visitors:
+    """Demo mode: a per-browser owner id in a signed cookie. A value that does not verify is
+    worth nothing: its holder gets a fresh id, never someone else's."""
+
+    def __init__(self, secret: bytes) -> None:
+        self.serializer = URLSafeSerializer(secret, salt="ftui-visitor")
+
+    def issue(self) -> tuple[str, str]:
+        """A new visitor: (owner name, cookie value)."""
+        visitor_id = secrets.token_hex(8)
+        return VISITOR_PREFIX + visitor_id, self.serializer.dumps(visitor_id)
+
+    def name(self, cookie: str | None) -> str | None:
+        if not cookie or not cookie.isascii():
+            return None
+        try:
+            visitor_id = self.serializer.loads(cookie)
+        except BadData:
+            return None
+        valid = isinstance(visitor_id, str) and re.fullmatch(r"[0-9a-f]{16}", visitor_id)
+        return VISITOR_PREFIX + visitor_id if valid else None
+
+
+# ------------------------------------------------------------------------- hf allow-list
+HF_SPACE_VARIABLES = (
+    "SPACE_ID", "OAUTH_CLIENT_ID", "OAUTH_CLIENT_SECRET", "OAUTH_SCOPES", "OPENID_PROVIDER_URL",
+)  # fmt: skip
+
+
+def _names(value: str | None) -> frozenset[str]:
+    return frozenset(part.strip().lower() for part in (value or "").split(",") if part.strip())
+
+
+@dataclass(frozen=True)
+class HfAllowList:
+    """Which HF accounts may use an hf-mode server. FTUI_ALLOWED_USERS and FTUI_ALLOWED_ORGS
+    (comma lists, case-insensitive); when both are unset, the Space's owner (a user, or an org
+    whose members are admitted) and the admins. FTUI_ALLOWED_USERS=* admits any HF account."""
+
+    users: frozenset[str] = frozenset()
+    orgs: frozenset[str] = frozenset()
+    anyone: bool = False
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], admins: frozenset[str]) -> HfAllowList:
+        users, orgs = _names(env.get("FTUI_ALLOWED_USERS")), _names(env.get("FTUI_ALLOWED_ORGS"))
+        if "*" in users:
+            return cls(anyone=True)
+        if not users and not orgs:
+            owner = _names(env.get("SPACE_AUTHOR_NAME"))
+            users, orgs = owner, owner
+        return cls(users | {name.lower() for name in admins}, orgs)
+
+    def admits(self, userinfo: Mapping[str, Any]) -> bool:
+        """`userinfo` as gradio stores it: HF's OpenID userinfo, orgs under `orgs`."""
+        name = str(userinfo.get("preferred_username") or "").lower()
+        if not name:
+            return False
+        if self.anyone or name in self.users:
+            return True
+        return bool(self.orgs & user_orgs(userinfo))
+
+    def describe(self) -> str:
+        if self.anyone:
+            return "any Hugging Face account"
+        parts = [", ".join(sorted(self.users)) or "", ", ".join(sorted(self.orgs))]
+        users = f"users {parts[0]}" if parts[0] else ""
+        orgs = f"members of {parts[1]}" if parts[1] else ""
+        return " and ".join(p for p in (users, orgs) if p) or "nobody"
+
+
+def user_orgs(userinfo: Mapping[str, Any]) -> frozenset[str]:
+    """The org names in HF userinfo (`orgs: [{preferred_username, name, ...}]`), lower-case."""
+    names = set()
+    for org in userinfo.get("orgs") or []:
+        if isinstance(org, Mapping):
+            names.update(
+                str(org[key]).lower() for key in ("preferred_username", "name") if org.get(key)
+            )
+    return frozenset(names)
+
+
+def missing_hf_variables(env: Mapping[str, str]) -> list[str]:
+    """What a real Space with `hf_oauth: true` sets and gradio needs for its real OAuth; without
+    them gradio mocks the login (everyone is this machine's HF account) and signs sessions
+    with a public constant."""
+    missing = [name for name in HF_SPACE_VARIABLES if not env.get(name)]
+    if env.get("SYSTEM") != "spaces":
+        missing.insert(0, "SYSTEM=spaces")
+    return missing
 
 
 # ------------------------------------------------------------------------- access rules
@@ -204,6 +368,7 @@ class Access:
     mode: Mode = "local"
     users: UserFile | None = None
     admins: frozenset[str] = frozenset()
+    allowed: HfAllowList = field(default_factory=HfAllowList)
 
     @property
     def team(self) -> bool:
@@ -249,26 +414,45 @@ def can_act(user: User | None, owner: str) -> bool:
 
 
 def users_file_path(workspace_root: Path, auth_file: str | Path | None = None) -> Path:
-    return Path(auth_file).expanduser().resolve() if auth_file else workspace_root / USERS_FILE
+    if auth_file:
+        return Path(auth_file).expanduser().resolve()
+    return private_dir(workspace_root) / USERS_FILE
+
+
+def hf_access(env: Mapping[str, str]) -> Access:
+    """hf mode, only where it is real; otherwise an AuthError naming what is missing."""
+    missing = missing_hf_variables(env)
+    if missing:
+        raise AuthError(
+            "hf login needs a Hugging Face Space with `hf_oauth: true` in its README metadata; "
+            f"missing here: {', '.join(missing)}. Off a Space use a users file "
+            "(`ftui users add NAME`) instead of FTUI_AUTH=hf."
+        )
+    admins = frozenset(
+        name.strip() for name in env.get("FTUI_ADMINS", "").split(",") if name.strip()
+    )
+    return Access("hf", admins=admins, allowed=HfAllowList.from_env(env, admins))
 
 
 def access_from_env(
-    workspace_root: Path, auth_file: str | Path | None = None, env: dict | None = None
+    workspace_root: Path, auth_file: str | Path | None = None, env: Mapping | None = None
 ) -> Access:
     """Pick the mode: FTUI_AUTH=hf (or a Space with OAuth on) → hf; a users file → users;
-    otherwise local. An --auth-file that does not exist is an error, not a silent open door."""
+    FTUI_DEMO=1 → demo; otherwise local. An --auth-file that does not exist is an error, not a
+    silent open door; so is hf mode off a real Space."""
     env = os.environ if env is None else env
     choice = env.get("FTUI_AUTH", "").strip().lower()
-    on_oauth_space = bool(env.get("SPACE_ID") and env.get("OAUTH_CLIENT_ID"))
-    if choice == "hf" or (choice == "" and on_oauth_space):
-        admins = {name.strip() for name in env.get("FTUI_ADMINS", "").split(",") if name.strip()}
-        return Access("hf", admins=frozenset(admins))
     if choice not in ("", "users", "hf"):
         raise AuthError(f"FTUI_AUTH={choice!r}: use 'hf' or 'users', or leave it unset")
+    on_oauth_space = bool(env.get("SPACE_ID") and env.get("OAUTH_CLIENT_ID"))
+    if choice == "hf" or (choice == "" and on_oauth_space):
+        return hf_access(env)
     path = users_file_path(workspace_root, auth_file)
     if path.exists() or auth_file or choice == "users":
         users = UserFile(path)
         if not users.users():
             raise AuthError(f"{path}: no users yet; add one with `ftui users add NAME`")
         return Access("users", users=users)
-    return Access("local")
+    from ftui.demo import DemoLimits  # demo's caps and its switch are read in one place
+
+    return Access("demo") if DemoLimits.from_env(env).enabled else Access("local")

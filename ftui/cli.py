@@ -45,13 +45,21 @@ def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ftui", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(metavar="COMMAND")
 
-    serve = commands.add_parser("serve", help="run the web app")
-    serve.add_argument("--host", default="127.0.0.1")
+    serve = commands.add_parser(
+        "serve",
+        help="run the web app",
+        description="Modes: local (no users file), users (a users file), hf (FTUI_AUTH=hf on a "
+        "Space with hf_oauth), demo (FTUI_DEMO=1). See the README's security section.",
+    )
+    serve.add_argument(
+        "--host", default="127.0.0.1",
+        help="address to bind; a network address without logins is warned about",
+    )  # fmt: skip
     serve.add_argument("--port", type=int, default=7860)
     serve.add_argument("--workspace", default=None, help="folder for uploads and runs")
     serve.add_argument(
         "--auth-file", default=None,
-        help="users file for team mode (default WORKSPACE/users.json when it exists)",
+        help="users file for team mode (default WORKSPACE/.private/users.json when it exists)",
     )  # fmt: skip
     serve.set_defaults(handler=_serve)
     _add_users_parser(commands)
@@ -131,7 +139,9 @@ def _add_runs_parsers(commands) -> None:
     export.add_argument("run", help="run id")
     export.add_argument("--merge", action="store_true", required=True, help="merge the adapter")
     export.add_argument("--out", required=True, help="folder inside the workspace")
-    export.add_argument("--push", metavar="REPO_ID", help="push to this Hub repo ($HF_TOKEN)")
+    export.add_argument(
+        "--push", metavar="REPO_ID", help="push to this Hub repo ($HF_TOKEN or `hf auth login`)"
+    )
     export.add_argument("--workspace", default=None)
     export.set_defaults(handler=_export)
     supervise = commands.add_parser("supervise", help=argparse.SUPPRESS)
@@ -161,11 +171,12 @@ def _add_estimate_parser(commands) -> None:
 
 def _serve(args: argparse.Namespace) -> int:
     from ftui.auth import AuthError
+    from ftui.config import ConfigError
     from ftui.serve import serve
 
     try:
         serve(args.host, args.port, workspace_dir=args.workspace, auth_file=args.auth_file)
-    except AuthError as exc:
+    except (AuthError, ConfigError) as exc:  # a wrong login setup or a malformed FTUI_DEMO_*
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INVALID
     return EXIT_OK
@@ -345,9 +356,8 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    import os
-
     from ftui.export import compare_latency, merge_run, push_to_hub
+    from ftui.hub_auth import server_token
     from ftui.jobs import JobError, Jobs
     from ftui.workspace import PathOutsideWorkspace, Workspace
 
@@ -365,7 +375,7 @@ def _export(args: argparse.Namespace) -> int:
                 f"base + adapter, {timing['merged_seconds_per_token'] * 1000:.1f} ms merged"
             )
         if args.push:
-            print(push_to_hub(folder, args.push, os.environ.get("HF_TOKEN", "")))
+            print(push_to_hub(folder, args.push, server_token()))  # the CLI: the owner's token
     except (JobError, ValueError, PathOutsideWorkspace, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INVALID

@@ -1,17 +1,33 @@
 """Start the web app: set up the environment, open the workspace, build and launch the UI.
 
 Environment is set before gradio is imported so its upload cache lives inside the workspace
-(nothing is written elsewhere) and no telemetry leaves the machine.
+(nothing is written elsewhere), no telemetry leaves the machine, and no Hub call made for a
+web caller carries the server's own HF token (ftui.hub_auth).
+
+Local mode is gradio's own launch (one person, loopback by default; a network address gets a
+loud warning). Users, hf and demo modes run gradio mounted on FastAPI behind ftui.web_login's
+gate, served by uvicorn with proxy headers trusted from FTUI_FORWARDED_ALLOW_IPS (default
+127.0.0.1), or from anywhere on a Space, which is reachable only through its proxy.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import sys
 from dataclasses import dataclass
 
-from ftui.auth import Access, access_from_env
+from ftui import hub_auth
+from ftui.auth import Access, access_from_env, private_dir
 from ftui.demo import DemoLimits
 from ftui.workspace import DEFAULT_MAX_UPLOAD_BYTES, Workspace
+
+EXPOSED_WARNING = (
+    "This server is reachable from the network at {host} without logins: anyone who can "
+    "reach it acts as its owner (runs, files, the server's settings). Add users "
+    "(`ftui users add NAME`), use hf mode on a Space with OAuth, or demo mode (FTUI_DEMO=1) "
+    "for a public demo; or bind to 127.0.0.1."
+)
 
 
 @dataclass(frozen=True)
@@ -19,22 +35,44 @@ class ServerSettings:
     workspace: Workspace
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
     access: Access = Access()  # local single-user mode unless a users file or HF OAuth is on
+    exposed_warning: str = ""  # local mode on a network address: said at start and on the page
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def server_settings(
-    workspace_dir: str | None = None, auth_file: str | None = None
+    workspace_dir: str | None = None, auth_file: str | None = None, host: str = "127.0.0.1"
 ) -> ServerSettings:
     """Settings from arguments and environment ($FTUI_WORKSPACE, $FTUI_MAX_UPLOAD_MB,
-    $FTUI_AUTH, $FTUI_ADMINS)."""
+    $FTUI_AUTH, $FTUI_ADMINS, $FTUI_DEMO...)."""
+    hub_auth.keep_server_token_from_web()  # before gradio or huggingface_hub read the env
     workspace = Workspace.open(workspace_dir)
     access = access_from_env(workspace.root, auth_file)
+    private_dir(workspace.root)  # moves an older ftui's users.json and key out of the root
     megabytes = os.environ.get("FTUI_MAX_UPLOAD_MB")
     limit = int(float(megabytes) * 1024 * 1024) if megabytes else DEFAULT_MAX_UPLOAD_BYTES
     limit = DemoLimits.from_env().upload_limit(limit)  # FTUI_DEMO caps uploads lower
     os.environ.setdefault("GRADIO_TEMP_DIR", str(workspace.root / ".gradio"))
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-    return ServerSettings(workspace=workspace, max_upload_bytes=limit, access=access)
+    exposed = access.mode == "local" and not is_loopback(host)
+    warning = EXPOSED_WARNING.format(host=host) if exposed else ""
+    return ServerSettings(workspace, limit, access, warning)
+
+
+def forwarded_allow_ips() -> str:
+    """Which peers may set X-Forwarded-For/Proto: anyone on a Space (only its proxy reaches
+    the container), else $FTUI_FORWARDED_ALLOW_IPS (default 127.0.0.1)."""
+    if os.environ.get("SPACE_ID"):
+        return "*"
+    return os.environ.get("FTUI_FORWARDED_ALLOW_IPS", "127.0.0.1")
 
 
 def serve(
@@ -43,20 +81,35 @@ def serve(
     workspace_dir: str | None = None,
     auth_file: str | None = None,
 ) -> None:
-    settings = server_settings(workspace_dir, auth_file)
+    settings = server_settings(workspace_dir, auth_file, host)
     from ftui.ui.app import build_app  # gradio is imported only now, after the env is set
+    from ftui.web_login import SecurityHeaders, team_app
 
     app = build_app(settings)
     print(f"ftui: workspace {settings.workspace.root}", flush=True)
-    options = dict(max_file_size=settings.max_upload_bytes, show_error=False, footer_links=["api"])
+    private = str(private_dir(settings.workspace.root))
+    options = dict(
+        max_file_size=settings.max_upload_bytes, show_error=False, footer_links=["api"],
+        blocked_paths=[private],
+    )  # fmt: skip
     app.queue(default_concurrency_limit=4)
-    if not settings.access.team:
-        app.launch(server_name=host, server_port=port, **options)
+    if settings.access.mode == "local":
+        if settings.exposed_warning:
+            print(f"\nftui: WARNING: {settings.exposed_warning}\n", file=sys.stderr, flush=True)
+        from starlette.middleware import Middleware
+
+        headers = {"middleware": [Middleware(SecurityHeaders)]}
+        app.launch(server_name=host, server_port=port, app_kwargs=headers, **options)
         return
     import uvicorn
 
-    from ftui.web_login import team_app
-
-    print(f"ftui: team mode ({settings.access.mode}) on http://{host}:{port}/", flush=True)
-    server = team_app(app, settings.access, settings.workspace.root, **options)
-    uvicorn.run(server, host=host, port=port, log_level="warning")
+    print(f"ftui: {settings.access.mode} mode on http://{host}:{port}/", flush=True)
+    trusted = forwarded_allow_ips()
+    server = team_app(
+        app, settings.access, settings.workspace.root, trust_forwarded_host=trusted == "*",
+        **options,
+    )  # fmt: skip
+    uvicorn.run(
+        server, host=host, port=port, log_level="warning", proxy_headers=True,
+        forwarded_allow_ips=trusted,
+    )  # fmt: skip

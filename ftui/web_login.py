@@ -1,63 +1,193 @@
-"""Team mode's web side: the gradio app mounted behind a login, served by uvicorn.
+"""The web side of every mode but local: the gradio app mounted on FastAPI behind a gate.
 
 Users mode: a small /login form sets a signed, HttpOnly, SameSite=Lax cookie (ftui.auth.Sessions);
-a middleware in front of *every* route refuses requests without a valid one — pages are
+`RequireSession` in front of *every* route refuses requests without a valid one — pages are
 redirected to /login, everything else (API, queue, files, config) gets 401 — so no gradio route
-is left open by accident. gradio's own `auth_dependency` reads the same cookie, which is how
-handlers see `request.username`.
+is left open by accident. Logout is a POST that revokes the session's id.
 
 HF mode: gradio's OAuth routes (present because the header holds a gr.LoginButton) log people in;
-the first page redirects to /login/huggingface instead of answering 401.
+`HfGate` reads gradio's session cookie itself, sends strangers to /login/huggingface and refuses
+accounts outside the allow-list (403, naming the account).
+
+Demo mode: `VisitorCookie` gives every browser a signed per-browser owner id, no login.
+
+In all three: `OriginGuard` refuses state-changing requests from another site (CSRF), and
+`SecurityHeaders` forbids framing by other sites and MIME sniffing. gradio's `auth_dependency`
+gives handlers the caller's name as `request.username`.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html
+import json
+import os
 import time
+from collections import OrderedDict
 from typing import Any
+from urllib.parse import urlsplit
 
+import anyio
 import gradio as gr
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from itsdangerous import BadData, TimestampSigner
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
+from starlette.requests import HTTPConnection
 
-from ftui.auth import SECRET_FILE, SESSION_COOKIE, Access, Sessions, load_secret
+from ftui import auth
+from ftui.auth import SESSION_COOKIE, Access, RevokedSessions, Sessions, Visitors
 
 PUBLIC_PATHS = ("/login", "/logout", "/favicon.ico")
-MAX_FAILURES, FAILURE_WINDOW = 5, 300.0  # per user name: then wait out the window
+HF_PUBLIC_PATHS = ("/login/huggingface", "/login/callback", "/logout", "/favicon.ico")
+VISITOR_COOKIE = "ftui-visitor"
+VISITOR_SECONDS = 30 * 24 * 3600
+HF_SESSION_COOKIE, HF_SESSION_SECONDS = "session", 14 * 24 * 3600  # starlette's defaults
+MAX_FAILURES, MAX_CLIENT_FAILURES, FAILURE_WINDOW = 5, 30, 300.0
+MAX_THROTTLE_KEYS = 10_000
+UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
 
-def team_app(blocks: gr.Blocks, access: Access, workspace_root, **options: Any) -> FastAPI:
-    """A FastAPI app with the gradio Blocks mounted at / behind the login of `access.mode`."""
+def team_app(
+    blocks: gr.Blocks, access: Access, workspace_root, trust_forwarded_host: bool = False,
+    **options: Any,
+) -> FastAPI:  # fmt: skip
+    """A FastAPI app with the gradio Blocks mounted at / behind the gate of `access.mode`."""
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    private = auth.private_dir(workspace_root)
+    secret = auth.load_secret(private / auth.SECRET_FILE)
     if access.mode == "users":
-        sessions = Sessions(access.users, load_secret(workspace_root / SECRET_FILE))
+        revoked = RevokedSessions(private / auth.REVOKED_DB)
+        sessions = Sessions(access.users, secret, revoked=revoked)
         _add_login_routes(app, sessions)
         app.add_middleware(RequireSession, sessions=sessions)
 
         def dependency(request: Request) -> str | None:
             user = sessions.user(request.cookies.get(SESSION_COOKIE))
             return user.name if user else None
+    elif access.mode == "hf":
+        hf = HfSessions(access, RevokedSessions(private / auth.REVOKED_DB))
+        _add_hf_logout_routes(app, hf)
+        app.add_middleware(HfGate, hf=hf)
+
+        def dependency(request: Request) -> str | None:
+            return hf.username(request.cookies.get(HF_SESSION_COOKIE))
     else:
-        app.add_middleware(RedirectToHfLogin)
-        dependency = hf_username
+        visitors = Visitors(secret)
+        app.add_middleware(VisitorCookie, visitors=visitors)
+
+        def dependency(request: Request) -> str | None:
+            return visitors.name(request.cookies.get(VISITOR_COOKIE))
+
+    app.add_middleware(OriginGuard, trust_forwarded_host=trust_forwarded_host)
+    app.add_middleware(SecurityHeaders)
+    options.setdefault("blocked_paths", [str(private)])
     return gr.mount_gradio_app(app, blocks, path="/", auth_dependency=dependency, **options)
 
 
-def hf_username(request: Request) -> str | None:
-    """The HF user name stored by gradio's OAuth callback in the session cookie."""
-    if "session" not in request.scope:
+# ------------------------------------------------------------------------- every mode
+def frame_ancestors(env=None) -> str:
+    """Who may frame the app: itself, and huggingface.co on a Space (its page frames the app)."""
+    env = os.environ if env is None else env
+    return "'self' https://huggingface.co" if env.get("SPACE_ID") else "'self'"
+
+
+class SecurityHeaders:
+    """ASGI middleware: nosniff, framing only by ourselves (and the Space page), and no full
+    URLs in Referer to other sites — on every response."""
+
+    def __init__(self, app, ancestors: str | None = None) -> None:
+        self.app = app
+        self.headers = [
+            (b"x-content-type-options", b"nosniff"),
+            (
+                b"content-security-policy",
+                f"frame-ancestors {ancestors or frame_ancestors()}".encode(),
+            ),
+            (b"referrer-policy", b"same-origin"),
+        ]
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def send_with_headers(message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), *self.headers]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def _site(url: str) -> str | None:
+    """host[:port] of an http(s) URL, lower-case, default ports dropped; None for `null` etc."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
         return None
-    info = request.session.get("oauth_info") or {}
-    expires = info.get("expires_at")
-    if expires is not None and expires < time.time():
+    if parts.scheme not in ("http", "https", "ws", "wss") or not parts.netloc:
         return None
-    return (info.get("userinfo") or {}).get("preferred_username")
+    return _host(parts.netloc)
 
 
-def _wants_page(scope: dict, headers: dict[bytes, bytes]) -> bool:
-    return scope["method"] == "GET" and b"text/html" in headers.get(b"accept", b"")
+def _host(netloc: str) -> str:
+    netloc = netloc.strip().lower().rsplit("@", 1)[-1]
+    for default in (":80", ":443"):
+        netloc = netloc.removesuffix(default)
+    return netloc
 
 
+class OriginGuard:
+    """ASGI middleware against CSRF: a POST/PUT/PATCH/DELETE or websocket whose Origin (or,
+    lacking one, Referer) is another site gets 403. Requests with neither (gradio_client,
+    curl) pass here and still need a session. X-Forwarded-Host counts only where proxy headers
+    are trusted (a Space, reachable only through its proxy)."""
+
+    def __init__(self, app, trust_forwarded_host: bool = False) -> None:
+        self.app, self.trust_forwarded_host = app, trust_forwarded_host
+
+    async def __call__(self, scope, receive, send) -> None:
+        unsafe = scope["type"] == "websocket" or (
+            scope["type"] == "http" and scope["method"] in UNSAFE_METHODS
+        )
+        if not unsafe or self.same_site(Headers(scope=scope)):
+            return await self.app(scope, receive, send)
+        if scope["type"] == "websocket":
+            return await send({"type": "websocket.close", "code": 1008})
+        detail = "Refused: this request came from another site (its Origin is not this server)."
+        await JSONResponse({"detail": detail}, status_code=403)(scope, receive, send)
+
+    def same_site(self, headers: Headers) -> bool:
+        source = headers.get("origin")
+        if source is None:
+            source = headers.get("referer") or None
+        if source is None:
+            return True  # not a browser request made by another page
+        own = {_host(headers.get("host", ""))}
+        if self.trust_forwarded_host and headers.get("x-forwarded-host"):
+            own.add(_host(headers["x-forwarded-host"].split(",")[0]))
+        return _site(source) in own
+
+
+def _wants_page(scope: dict) -> bool:
+    headers = Headers(scope=scope)
+    return scope["method"] == "GET" and "text/html" in headers.get("accept", "")
+
+
+async def _refuse(scope, receive, send, page_url: str, detail: str, status: int = 401) -> None:
+    """Pages go to `page_url`; API calls get JSON `detail`; websockets are closed."""
+    if scope["type"] == "websocket":
+        return await send({"type": "websocket.close", "code": 1008})
+    if _wants_page(scope):
+        response: Response = RedirectResponse(page_url, 303)
+    else:
+        response = JSONResponse({"detail": detail}, status_code=status)
+    await response(scope, receive, send)
+
+
+# ------------------------------------------------------------------------- users mode
 class RequireSession:
     """ASGI middleware: nothing but the login pages without a valid session cookie."""
 
@@ -67,65 +197,48 @@ class RequireSession:
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] not in ("http", "websocket") or scope["path"] in PUBLIC_PATHS:
             return await self.app(scope, receive, send)
-        request = Request(scope)
-        cookie = request.cookies.get(SESSION_COOKIE)
+        cookie = HTTPConnection(scope).cookies.get(SESSION_COOKIE)
         if self.sessions.user(cookie) is not None:
             return await self.app(scope, receive, send)
-        if scope["type"] == "websocket":
-            return await send({"type": "websocket.close", "code": 1008})
-        headers = dict(scope["headers"])
-        if _wants_page(scope, headers):
-            response = RedirectResponse("/login?expired=1" if cookie else "/login", 303)
-        else:
-            detail = "Not logged in: log in at /login (your session may have ended)."
-            response = JSONResponse({"detail": detail}, status_code=401)
-        await response(scope, receive, send)
+        detail = "Not logged in: log in at /login (your session may have ended)."
+        await _refuse(scope, receive, send, "/login?expired=1" if cookie else "/login", detail)
 
 
-class RedirectToHfLogin:
-    """ASGI middleware: a 401 for the app's page becomes a redirect to the HF login."""
-
-    def __init__(self, app) -> None:
-        self.app = app
-
-    async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http" or scope["path"] != "/" or scope["method"] != "GET":
-            return await self.app(scope, receive, send)
-        refused = False
-
-        async def redirect_401(message) -> None:
-            nonlocal refused
-            if message["type"] == "http.response.start" and message["status"] == 401:
-                refused = True
-                await RedirectResponse("/login/huggingface", 303)(scope, receive, send)
-            elif not refused:
-                await send(message)
-
-        await self.app(scope, receive, redirect_401)
-
-
-class _Throttle:
-    """Counts failed logins per name; refuses more after MAX_FAILURES in FAILURE_WINDOW."""
+class LoginThrottle:
+    """Failed logins counted per (client address, name) — MAX_FAILURES in FAILURE_WINDOW
+    block that pair — and per client across names (MAX_CLIENT_FAILURES). Never per name alone,
+    so nobody can lock a user out from elsewhere; at most MAX_THROTTLE_KEYS keys, oldest
+    dropped first."""
 
     def __init__(self) -> None:
-        self.failures: dict[str, list[float]] = {}
+        self.failures: OrderedDict[tuple, list[float]] = OrderedDict()
 
-    def blocked(self, name: str) -> bool:
+    def _recent(self, key: tuple) -> int:
         now = time.monotonic()
-        recent = [t for t in self.failures.pop(name, []) if now - t < FAILURE_WINDOW]
+        recent = [t for t in self.failures.get(key, []) if now - t < FAILURE_WINDOW]
         if recent:
-            self.failures[name] = recent
-        return len(recent) >= MAX_FAILURES
+            self.failures[key] = recent
+        else:
+            self.failures.pop(key, None)
+        return len(recent)
 
-    def failed(self, name: str) -> None:
-        if len(self.failures) > 10_000:  # many made-up names: forget the stale ones
-            stale = time.monotonic() - FAILURE_WINDOW
-            self.failures = {key: t for key, t in self.failures.items() if t[-1] > stale}
-        self.failures.setdefault(name, []).append(time.monotonic())
+    def blocked(self, client: str, name: str | None) -> bool:
+        if self._recent(("client", client)) >= MAX_CLIENT_FAILURES:
+            return True
+        return name is not None and self._recent(("pair", client, name)) >= MAX_FAILURES
+
+    def failed(self, client: str, name: str | None) -> None:
+        keys = [("client", client)] + ([("pair", client, name)] if name is not None else [])
+        for key in keys:
+            self.failures.setdefault(key, []).append(time.monotonic())
+            self.failures.move_to_end(key)
+        while len(self.failures) > MAX_THROTTLE_KEYS:
+            self.failures.popitem(last=False)
 
 
 def _add_login_routes(app: FastAPI, sessions: Sessions) -> None:
-    throttle = _Throttle()
+    throttle = LoginThrottle()
+    hashing = anyio.Semaphore(2)  # a flood of logins cannot take every worker thread
 
     @app.get("/login")
     def login_form(expired: str = "", out: str = "") -> HTMLResponse:
@@ -141,12 +254,17 @@ def _add_login_routes(app: FastAPI, sessions: Sessions) -> None:
     async def login(request: Request) -> Response:
         form = await request.form()
         name, password = str(form.get("username", "")), str(form.get("password", ""))
-        if throttle.blocked(name):
-            text = "Too many failed attempts for this name; wait a few minutes."
+        client = request.client.host if request.client else "unknown"
+        known_form = auth.NAME_PATTERN.fullmatch(name) is not None and len(password) <= 1024
+        if throttle.blocked(client, name if known_form else None):
+            text = "Too many failed attempts from here; wait a few minutes and try again."
             return HTMLResponse(login_page(text, error=True), status_code=429)
-        user = sessions.users.check(name, password)
+        user = None
+        if known_form:  # a malformed name is never looked up, hashed or kept
+            async with hashing:
+                user = await run_in_threadpool(sessions.users.check, name, password)
         if user is None:
-            throttle.failed(name)
+            throttle.failed(client, name if known_form else None)
             page = login_page("Wrong user name or password.", error=True)
             return HTMLResponse(page, status_code=401)
         response = RedirectResponse("/", status_code=303)
@@ -157,31 +275,199 @@ def _add_login_routes(app: FastAPI, sessions: Sessions) -> None:
         return response
 
     @app.get("/logout")
-    def logout() -> RedirectResponse:
+    def logout_form() -> HTMLResponse:
+        return HTMLResponse(logout_page())
+
+    @app.post("/logout")
+    def logout(request: Request) -> RedirectResponse:
+        sessions.end(request.cookies.get(SESSION_COOKIE))
         response = RedirectResponse("/login?out=1", status_code=303)
         response.delete_cookie(SESSION_COOKIE, path="/")
         return response
 
 
-def login_page(note: str = "", error: bool = False) -> str:
-    colour = "#b00020" if error else "#444"
-    message = f'<p id="login-note" style="color:{colour}">{html.escape(note)}</p>' if note else ""
+# ------------------------------------------------------------------------- hf mode
+class HfSessions:
+    """Reads the session cookie gradio's OAuth sets (starlette's SessionMiddleware format, signed
+    with the secret gradio derives from OAUTH_CLIENT_SECRET) and decides who it admits."""
+
+    def __init__(self, access: Access, revoked: RevokedSessions, env=None) -> None:
+        env = os.environ if env is None else env
+        secret = hashlib.sha256((env.get("OAUTH_CLIENT_SECRET", "") + "-v4").encode())
+        self.signer = TimestampSigner(secret.hexdigest())
+        self.access, self.revoked = access, revoked
+
+    def info(self, cookie: str | None) -> dict | None:
+        """The unexpired, unrevoked oauth_info of a session cookie, else None."""
+        if not cookie or not cookie.isascii():
+            return None
+        try:
+            data = self.signer.unsign(cookie.encode(), max_age=HF_SESSION_SECONDS)
+            info = json.loads(base64.b64decode(data)).get("oauth_info")
+            expired = float(info.get("expires_at") or time.time() + 1) < time.time()
+        except (BadData, ValueError, TypeError, AttributeError):
+            return None
+        if expired or session_id(info) in self.revoked:
+            return None
+        return info
+
+    def username(self, cookie: str | None) -> str | None:
+        """The caller's HF name if they are logged in and on the allow-list."""
+        info = self.info(cookie)
+        userinfo = (info or {}).get("userinfo") or {}
+        return userinfo.get("preferred_username") if self.access.allowed.admits(userinfo) else None
+
+    def end(self, cookie: str | None) -> None:
+        if info := self.info(cookie):
+            until = float(info.get("expires_at") or time.time() + HF_SESSION_SECONDS)
+            self.revoked.revoke(session_id(info), until)
+
+
+def session_id(oauth_info: dict) -> str:
+    """One id per HF login: a hash of its access token (new at every login)."""
+    token = oauth_info.get("access_token") or json.dumps(oauth_info, sort_keys=True)
+    return "hf-" + hashlib.sha256(str(token).encode()).hexdigest()[:32]
+
+
+class HfGate:
+    """ASGI middleware: strangers go to the HF login; accounts off the allow-list get 403."""
+
+    def __init__(self, app, hf: HfSessions) -> None:
+        self.app, self.hf = app, hf
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] not in ("http", "websocket") or scope["path"] in HF_PUBLIC_PATHS:
+            return await self.app(scope, receive, send)
+        info = self.hf.info(HTTPConnection(scope).cookies.get(HF_SESSION_COOKIE))
+        if info is None:
+            detail = "Not logged in: log in with Hugging Face at /login/huggingface."
+            return await _refuse(scope, receive, send, "/login/huggingface", detail)
+        userinfo = info.get("userinfo") or {}
+        if self.hf.access.allowed.admits(userinfo):
+            return await self.app(scope, receive, send)
+        account = str(userinfo.get("preferred_username") or "(no name)")
+        if scope["type"] == "websocket":
+            return await send({"type": "websocket.close", "code": 1008})
+        page, detail = not_allowed_page(account, self.hf.access), not_allowed_text(account)
+        response: Response = (
+            HTMLResponse(page, 403) if _wants_page(scope) else JSONResponse({"detail": detail}, 403)
+        )
+        await response(scope, receive, send)
+
+
+def not_allowed_text(account: str) -> str:
+    owner = os.environ.get("SPACE_AUTHOR_NAME") or "the Space's owner"
+    return (
+        f"The Hugging Face account {account} is not allowed on this server. Ask {owner} to add "
+        "it to FTUI_ALLOWED_USERS (or one of its organisations to FTUI_ALLOWED_ORGS) in the "
+        "Space's settings."
+    )
+
+
+def _add_hf_logout_routes(app: FastAPI, hf: HfSessions) -> None:
+    @app.get("/logout")
+    def logout_form(out: str = "") -> HTMLResponse:
+        return HTMLResponse(logout_page(done=bool(out), login_url="/login/huggingface"))
+
+    @app.post("/logout")
+    def logout(request: Request) -> RedirectResponse:
+        hf.end(request.cookies.get(HF_SESSION_COOKIE))
+        response = RedirectResponse("/logout?out=1", status_code=303)
+        response.delete_cookie(
+            HF_SESSION_COOKIE, path="/", secure=True, httponly=True, samesite="none"
+        )
+        return response
+
+
+# ------------------------------------------------------------------------- demo mode
+class VisitorCookie:
+    """ASGI middleware: every browser gets a signed per-browser owner id, made on its first
+    request and put into that same request, so its first API call already has an owner."""
+
+    def __init__(self, app, visitors: Visitors) -> None:
+        self.app, self.visitors = app, visitors
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            return await self.app(scope, receive, send)
+        if self.visitors.name(HTTPConnection(scope).cookies.get(VISITOR_COOKIE)):
+            return await self.app(scope, receive, send)
+        _, value = self.visitors.issue()
+        others = [
+            part.strip()
+            for name, header in scope["headers"] if name == b"cookie"
+            for part in header.decode("latin-1").split(";")
+            if part.strip() and not part.strip().startswith(VISITOR_COOKIE + "=")
+        ]  # fmt: skip
+        cookie = "; ".join([*others, f"{VISITOR_COOKIE}={value}"]).encode("latin-1")
+        headers = [(n, v) for n, v in scope["headers"] if n != b"cookie"] + [(b"cookie", cookie)]
+        secure = "; Secure" if scope.get("scheme") in ("https", "wss") else ""
+        set_cookie = (
+            f"{VISITOR_COOKIE}={value}; Max-Age={VISITOR_SECONDS}; Path=/; HttpOnly; "
+            f"SameSite=Lax{secure}"
+        ).encode()
+
+        async def send_with_cookie(message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message["headers"], (b"set-cookie", set_cookie)]}
+            await send(message)
+
+        await self.app({**scope, "headers": headers}, receive, send_with_cookie)
+
+
+# ------------------------------------------------------------------------- pages
+def _page(title: str, body: str) -> str:
     return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>ftui — log in</title>
+<html lang="en"><head><meta charset="utf-8"><title>ftui — {title}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <style>
 body {{ font-family: system-ui, sans-serif; display: grid; place-items: center;
        min-height: 90vh; background: #fafafa; }}
-form {{ background: white; padding: 2em; border: 1px solid #ddd; border-radius: 8px;
+form, .box {{ background: white; padding: 2em; border: 1px solid #ddd; border-radius: 8px;
        width: 18em; }}
 label {{ display: block; margin-top: 1em; }}
 input {{ width: 100%; padding: .5em; box-sizing: border-box; }}
 button {{ margin-top: 1.5em; width: 100%; padding: .6em; }}
 </style></head><body>
-<form method="post" action="/login">
-<h1>ftui</h1><p>This server is shared by a team: log in to continue.</p>{message}
+{body}
+</body></html>"""
+
+
+def _note(note: str, error: bool = False) -> str:
+    colour = "#b00020" if error else "#444"
+    return f'<p id="login-note" style="color:{colour}">{html.escape(note)}</p>' if note else ""
+
+
+def login_page(note: str = "", error: bool = False) -> str:
+    return _page("log in", f"""<form method="post" action="/login">
+<h1>ftui</h1><p>This server is shared by a team: log in to continue.</p>{_note(note, error)}
 <label>User name <input name="username" id="username" autocomplete="username" required></label>
 <label>Password <input name="password" id="password" type="password"
   autocomplete="current-password" required></label>
 <button type="submit" id="login-button">Log in</button>
-</form></body></html>"""
+</form>""")  # fmt: skip
+
+
+def logout_page(done: bool = False, login_url: str = "/login") -> str:
+    if done:
+        return _page(
+            "logged out",
+            f"""<div class="box"><h1>ftui</h1>
+<p id="login-note">You are logged out.</p><p><a href="{login_url}">Log in again</a></p></div>""",
+        )
+    return _page("log out", """<form method="post" action="/logout">
+<h1>ftui</h1><p>Log out of ftui on this browser?</p>
+<button type="submit" id="logout-button">Log out</button>
+<p><a href="/">Back to ftui</a></p></form>""")  # fmt: skip
+
+
+def not_allowed_page(account: str, access: Access) -> str:
+    text = html.escape(not_allowed_text(account))
+    admits = html.escape(access.allowed.describe())
+    return _page(
+        "not allowed",
+        f"""<form method="post" action="/logout">
+<h1>ftui</h1><p id="login-note" style="color:#b00020">{text}</p>
+<p>This server admits {admits}.</p>
+<button type="submit" id="logout-button">Log out, to use another account</button></form>""",
+    )

@@ -74,6 +74,45 @@ def test_sessions_are_signed_expire_and_end_with_the_password(tmp_path):
     bob = sessions.issue(User("bob"))
     users.remove("bob")  # removed: sessions end
     assert sessions.user(bob) is None
+    assert sessions.user("ftui-s\u00e9ssion.\u00ff\u00fe") is None  # non-ASCII: refused, no error
+
+
+def test_a_logged_out_session_stays_ended_across_restarts(tmp_path):
+    users = UserFile(tmp_path / "users.json")
+    users.add("alice", "alice-password")
+    secret, revoked_path = auth.load_secret(tmp_path / ".session-key"), tmp_path / "sessions.db"
+    sessions = Sessions(users, secret, revoked=auth.RevokedSessions(revoked_path))
+    first, second = sessions.issue(User("alice")), sessions.issue(User("alice"))
+    assert first != second and sessions.user(first) == User("alice")
+    sessions.end(first)
+    assert sessions.user(first) is None  # replaying the old cookie does not work
+    assert sessions.user(second) == User("alice")  # another browser's session goes on
+    restarted = Sessions(users, secret, revoked=auth.RevokedSessions(revoked_path))
+    assert restarted.user(first) is None and restarted.user(second) == User("alice")
+
+
+def test_visitor_ids_are_signed_and_forgeries_worth_nothing(tmp_path):
+    visitors = auth.Visitors(auth.load_secret(tmp_path / ".session-key"))
+    name, cookie = visitors.issue()
+    assert name.startswith(auth.VISITOR_PREFIX) and visitors.name(cookie) == name
+    assert visitors.issue()[0] != name
+    other = auth.Visitors(b"another key")
+    assert other.name(cookie) is None
+    forged = other.serializer.dumps(name.removeprefix(auth.VISITOR_PREFIX))
+    assert visitors.name(forged) is None
+    for junk in (None, "", "abc", "abc.def", "\u00e9.x", cookie + "x"):
+        assert visitors.name(junk) is None
+
+
+def test_private_files_move_out_of_the_workspace_root(tmp_path):
+    (tmp_path / "users.json").write_text('{"users": {}}')
+    (tmp_path / ".session-key").write_text("ab" * 32 + "\n")
+    folder = auth.private_dir(tmp_path)
+    assert folder == tmp_path / ".private"
+    assert stat.S_IMODE(os.stat(folder).st_mode) == 0o700
+    assert (folder / "users.json").exists() and (folder / ".session-key").exists()
+    assert not (tmp_path / "users.json").exists() and not (tmp_path / ".session-key").exists()
+    assert auth.users_file_path(tmp_path) == folder / "users.json"
 
 
 def test_owner_or_admin_may_act_and_anonymous_never():
@@ -100,13 +139,54 @@ def test_access_knows_the_caller_in_each_mode(tmp_path):
     assert not hf.user(SimpleNamespace(username="someone")).is_admin
 
 
+SPACE = {"SYSTEM": "spaces", "SPACE_ID": "me/ftui", "OAUTH_CLIENT_ID": "abc",
+         "OAUTH_CLIENT_SECRET": "s", "OAUTH_SCOPES": "openid profile",
+         "OPENID_PROVIDER_URL": "https://huggingface.co", "SPACE_AUTHOR_NAME": "me"}  # fmt: skip
+
+
 def test_the_login_mode_follows_the_users_file_and_the_space(tmp_path):
     assert access_from_env(tmp_path, env={}).mode == "local"
-    space = {"SPACE_ID": "me/ftui", "OAUTH_CLIENT_ID": "abc", "FTUI_ADMINS": "me, you"}
-    hf = access_from_env(tmp_path, env=space)
+    assert access_from_env(tmp_path, env={"FTUI_DEMO": "1"}).mode == "demo"
+    hf = access_from_env(tmp_path, env={**SPACE, "FTUI_ADMINS": "me, you"})
     assert hf.mode == "hf" and hf.admins == {"me", "you"}
     assert access_from_env(tmp_path, env={"SPACE_ID": "me/ftui"}).mode == "local"  # no OAuth
-    assert access_from_env(tmp_path, env={"FTUI_AUTH": "hf"}).mode == "hf"
+    assert access_from_env(tmp_path, env={**SPACE, "FTUI_DEMO": "1"}).mode == "hf"
+
+
+@pytest.mark.parametrize(
+    ("env", "missing"),
+    [
+        ({"FTUI_AUTH": "hf"}, ["SYSTEM=spaces", "SPACE_ID", "OAUTH_CLIENT_ID",
+                               "OAUTH_CLIENT_SECRET", "OAUTH_SCOPES", "OPENID_PROVIDER_URL"]),
+        ({**SPACE, "SYSTEM": ""}, ["SYSTEM=spaces"]),  # gradio would mock the login
+        ({**SPACE, "OAUTH_CLIENT_SECRET": ""}, ["OAUTH_CLIENT_SECRET"]),  # a public secret
+    ],
+)  # fmt: skip
+def test_hf_mode_only_on_a_real_space(tmp_path, env, missing):
+    with pytest.raises(AuthError) as refused:
+        access_from_env(tmp_path, env=env)
+    assert f"missing here: {', '.join(missing)}." in str(refused.value)
+
+
+def _userinfo(name, *orgs):
+    return {"preferred_username": name, "orgs": [{"preferred_username": o, "name": o.title()}
+                                                 for o in orgs]}  # fmt: skip
+
+
+def test_hf_allow_list_defaults_to_the_space_owner_and_admins(tmp_path):
+    owner_only = access_from_env(tmp_path, env={**SPACE, "FTUI_ADMINS": "boss"}).allowed
+    assert owner_only.admits(_userinfo("me")) and owner_only.admits(_userinfo("Boss"))
+    assert owner_only.admits(_userinfo("colleague", "me"))  # the owner may be an org
+    assert not owner_only.admits(_userinfo("stranger", "other-org"))
+    assert not owner_only.admits({}) and not owner_only.admits(_userinfo(""))
+    listed = {**SPACE, "FTUI_ALLOWED_USERS": "ann, bo", "FTUI_ALLOWED_ORGS": "acme"}
+    allowed = access_from_env(tmp_path, env=listed).allowed
+    assert allowed.admits(_userinfo("ann")) and allowed.admits(_userinfo("zed", "ACME"))
+    assert not allowed.admits(_userinfo("me"))  # an explicit list replaces the default
+    by_org_name = {"preferred_username": "x", "orgs": [{"name": "acme"}]}
+    assert allowed.admits(by_org_name)
+    anyone = access_from_env(tmp_path, env={**SPACE, "FTUI_ALLOWED_USERS": "*"}).allowed
+    assert anyone.admits(_userinfo("stranger")) and anyone.describe() == "any Hugging Face account"
     with pytest.raises(AuthError, match="no users yet"):
         access_from_env(tmp_path, auth_file=tmp_path / "missing.json", env={})
     with pytest.raises(AuthError, match="FTUI_AUTH"):
@@ -131,7 +211,7 @@ def test_users_cli_adds_lists_and_removes(tmp_path):
     assert added.returncode == 0, added.stderr
     admin = _users_cli("add", "root", "--admin", "--workspace", workspace, password="root-pass1")
     assert admin.returncode == 0, admin.stderr
-    path = tmp_path / "ws" / "users.json"
+    path = tmp_path / "ws" / ".private" / "users.json"
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     assert UserFile(path).check("root", "root-pass1") == User("root", "admin")
     listed = _users_cli("list", "--workspace", workspace)
@@ -148,7 +228,7 @@ def test_users_cli_adds_lists_and_removes(tmp_path):
 @pytest.fixture
 def queued(tmp_path, monkeypatch):
     """A run owned by alice, queued without starting a process (the SQLite queue is real)."""
-    monkeypatch.setattr("ftui.jobs.launch", lambda run, cwd=None: None)
+    monkeypatch.setattr("ftui.jobs.launch", lambda run, **where: None)
     jobs = Jobs(Workspace.open(tmp_path / "workspace"))
     config = load_config(REPO_ROOT / "presets" / "triage-lora.yaml")
     return jobs, jobs.submit(config, owner="alice", cwd=REPO_ROOT).run_id
@@ -174,11 +254,11 @@ def test_merge_and_push_need_the_owner_and_stay_in_exports(queued):
 
     jobs, run_id = queued
     workspace = Workspace.open(jobs.run_dir(run_id).path.parents[1])
-    team = Access("users", users=UserFile(workspace.root / "users.json"))
+    team = Access("users", users=UserFile(workspace.root / ".private" / "users.json"))
     team.users.add("alice", "alice-password")
     team.users.add("bob", "bob-password")
     alice, bob = SimpleNamespace(username="alice"), SimpleNamespace(username="bob")
-    require_owner(jobs, workspace, team, alice, run_id, "exports/", "merge")
+    require_owner(jobs, workspace, team, alice, run_id, "exports/alice/m", "merge")
     require_owner(jobs, workspace, Access(), None, run_id, "anywhere/", "merge")  # local mode
     for request, out, message in [
         (None, "exports/", "Log in first"),
@@ -194,14 +274,14 @@ HF_SCRIPT = """
 import base64, hashlib, json, sys, time
 from fastapi.testclient import TestClient
 from itsdangerous import TimestampSigner
-from ftui.auth import Access
+from ftui.auth import access_from_env
 from ftui.serve import ServerSettings
 from ftui.ui.app import build_app
 from ftui.web_login import team_app
 from ftui.workspace import Workspace
 
 workspace = Workspace.open(sys.argv[1])
-access = Access("hf", admins=frozenset({"boss"}))
+access = access_from_env(workspace.root)
 blocks = build_app(ServerSettings(workspace=workspace, access=access))
 app = team_app(blocks, access, workspace.root, show_error=False)
 # the cookie gradio's OAuth callback would set (starlette's SessionMiddleware format)
@@ -216,6 +296,12 @@ with TestClient(app, base_url="https://testserver") as client:
                         client.post("/gradio_api/call/cancel_run", json={"data": []}).status_code]
     client.cookies.set("session", TimestampSigner(secret).sign(data).decode())
     out["logged_in"] = [client.get("/config").status_code, client.get("/gradio_api/user").json()]
+    info["userinfo"] = {"preferred_username": "stranger", "orgs": [{"preferred_username": "x"}]}
+    data = base64.b64encode(json.dumps({"oauth_info": info}).encode())
+    client.cookies.set("session", TimestampSigner(secret).sign(data).decode())
+    page = client.get("/", headers={"Accept": "text/html"})
+    out["stranger"] = [page.status_code, "stranger is not allowed" in page.text,
+                       client.get("/config").status_code]
 print(json.dumps(out))
 """
 
@@ -224,7 +310,8 @@ def test_hf_mode_redirects_to_the_hf_login_and_reads_the_oauth_session(tmp_path)
     """What a Space with `hf_oauth: true` sets; no call reaches huggingface.co."""
     env = {**os.environ, "SYSTEM": "spaces", "SPACE_ID": "me/ftui", "OAUTH_CLIENT_ID": "id",
            "OAUTH_CLIENT_SECRET": "space-secret", "OPENID_PROVIDER_URL": "https://huggingface.co",
-           "OAUTH_SCOPES": "openid profile", "SPACE_HOST": "me-ftui.hf.space"}  # fmt: skip
+           "OAUTH_SCOPES": "openid profile", "SPACE_HOST": "me-ftui.hf.space",
+           "FTUI_ADMINS": "boss", "SPACE_AUTHOR_NAME": "me"}  # fmt: skip
     done = subprocess.run(
         [sys.executable, "-c", HF_SCRIPT, str(tmp_path / "ws")], env=env, cwd=REPO_ROOT,
         capture_output=True, text=True, timeout=300,
@@ -234,21 +321,26 @@ def test_hf_mode_redirects_to_the_hf_login_and_reads_the_oauth_session(tmp_path)
     assert out["page"] == [303, "/login/huggingface"]
     assert out["anonymous"] == [401, 401]
     assert out["logged_in"] == [200, "boss"]
+    assert out["stranger"] == [403, True, 403]
 
 
-def test_login_throttle_blocks_a_name_then_forgets(monkeypatch):
+def test_login_throttle_is_per_client_and_name_and_bounded(monkeypatch):
     from ftui import web_login
 
     clock = [1000.0]
     monkeypatch.setattr(web_login.time, "monotonic", lambda: clock[0])
-    throttle = web_login._Throttle()
+    throttle = web_login.LoginThrottle()
     for _ in range(web_login.MAX_FAILURES):
-        assert not throttle.blocked("alice")
-        throttle.failed("alice")
-    assert throttle.blocked("alice") and not throttle.blocked("bob")
-    for number in range(10_001):  # a flood of made-up names is pruned once they go stale
-        throttle.failures[f"made-up-{number}"] = [clock[0]]
+        assert not throttle.blocked("10.0.0.2", "alice")
+        throttle.failed("10.0.0.2", "alice")
+    assert throttle.blocked("10.0.0.2", "alice")
+    assert not throttle.blocked("10.0.0.1", "alice")  # the owner, from elsewhere, is not locked
+    assert not throttle.blocked("10.0.0.2", "bob")
+    for number in range(web_login.MAX_CLIENT_FAILURES):  # many names from one client
+        throttle.failed("10.0.0.3", None if number % 2 else f"name{number}")
+    assert throttle.blocked("10.0.0.3", "fresh-name") and throttle.blocked("10.0.0.3", None)
+    for number in range(web_login.MAX_THROTTLE_KEYS + 50):  # a flood: the state stays bounded
+        throttle.failed(f"10.1.{number // 250}.{number % 250}", "x")
+    assert len(throttle.failures) == web_login.MAX_THROTTLE_KEYS
     clock[0] += web_login.FAILURE_WINDOW + 1
-    assert not throttle.blocked("alice")
-    throttle.failed("carol")
-    assert list(throttle.failures) == ["carol"]
+    assert not throttle.blocked("10.0.0.2", "alice")

@@ -30,7 +30,9 @@ def build_app(settings: ServerSettings) -> gr.Blocks:
         if demo_banner := DemoLimits.from_env().banner():  # FTUI_DEMO: a public Space's caps
             gr.Markdown(demo_banner, elem_id="demo-banner")
         gr.Markdown("# ftui\nFine-tune an open LLM on your own data and see what it bought you.")
-        if settings.access.team:
+        if settings.exposed_warning:  # local mode on a network address, without logins
+            gr.Markdown(f"**Warning:** {settings.exposed_warning}", elem_id="exposed-warning")
+        if settings.access.checks_owners:
             _who_is_logged_in(settings.access)
         model_box = gr.Textbox(
             value=ModelConfig.name_or_path,
@@ -51,7 +53,7 @@ def build_app(settings: ServerSettings) -> gr.Blocks:
 
 
 def _who_is_logged_in(access: Access) -> None:
-    """Team mode's header line: the user, their role, and the way out."""
+    """The header line of team and demo modes: who the caller is, their role, the way out."""
     with gr.Row():
         who = gr.HTML("", elem_id="whoami")
         if access.mode == "hf":
@@ -61,8 +63,20 @@ def _who_is_logged_in(access: Access) -> None:
         user = access.user(request)
         if user is None:
             return "Not logged in."
+        if access.mode == "demo":
+            return (
+                f"You are <b>{html.escape(user.name)}</b> (kept by a cookie in this browser): "
+                "you may cancel or delete only the runs you started."
+            )
         role = " (admin: may cancel or delete anyone's run)" if user.is_admin else ""
-        logout = "" if access.mode == "hf" else ' · <a href="/logout" target="_self">Log out</a>'
+        logout = "" if access.mode == "hf" else LOGOUT_FORM  # hf: the LoginButton logs out
         return f"Logged in as <b>{html.escape(user.name)}</b>{role}{logout}"
 
     gr.on(None, show, None, who, api_visibility="private", show_progress="hidden")
+
+
+# A POST, so that no link or image on any page can log anyone out (the server checks Origin).
+LOGOUT_FORM = (
+    ' <form method="post" action="/logout" target="_self" style="display:inline">'
+    '<button type="submit" id="logout-button">Log out</button></form>'
+)
