@@ -13,15 +13,22 @@ that names the dotted key (`train.learning_rat: unknown key ...`).
 from __future__ import annotations
 
 import dataclasses
+import functools
+import os
+import shutil
+import subprocess
+import sys
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import yaml
 
 DEFAULT_MODEL = "default"  # the bundled SmolLM2-135M-Instruct
+MAX_SEED = 2**32 - 1  # numpy's seeds are 32-bit
+MAX_PROCESSES = 64  # a hard ceiling; check_runnable() also holds it to this machine's devices
 
 DataFormat = Literal[
     "auto", "alpaca", "chat", "sharegpt", "prompt_completion", "text", "preference"
@@ -48,15 +55,117 @@ class ConfigError(ValueError):
     """A config file or value is invalid; the message names the key and what to do."""
 
 
-def _field(default: Any, help: str) -> Any:
-    """A dataclass field carrying its help text; mutable defaults are copied per instance."""
+@dataclass(frozen=True)
+class Bounds:
+    """The allowed range of a number field; `also` holds special values outside it, with
+    what they mean (e.g. max_steps -1 = run all epochs). Issue 10's widgets read it too."""
+
+    low: float
+    high: float
+    low_open: bool = False  # the value must be above `low`, not equal to it
+    high_open: bool = False  # the value must be below `high`
+    also: tuple[tuple[float, str], ...] = ()
+    example: float | None = None
+
+    def allows(self, value: float) -> bool:
+        if any(value == special for special, _ in self.also):
+            return True
+        above = value > self.low if self.low_open else value >= self.low
+        below = value < self.high if self.high_open else value <= self.high
+        return above and below
+
+    def describe(self, whole: bool) -> str:
+        """'a whole number from 1 to 1,024', 'a number above 0 and at most 1', ..."""
+        low, high = _shown_number(self.low), _shown_number(self.high)
+        if not (self.low_open or self.high_open):
+            span = f"from {low} to {high}"
+        else:
+            start = f"above {low}" if self.low_open else f"at least {low}"
+            span = f"{start} and " + (f"below {high}" if self.high_open else f"at most {high}")
+        text = f"{'a whole number' if whole else 'a number'} {span}"
+        specials = [f"{_shown_number(value)} ({meaning})" for value, meaning in self.also]
+        return " or ".join([*specials, text])
+
+
+def _shown_number(value: float) -> str:
+    """2e-4 -> '0.0002', 1.0 -> '1', 1000000 -> '1,000,000' (for messages, not YAML)."""
+    if isinstance(value, float) and not value.is_integer():
+        return repr(value)
+    return f"{int(value):,}"
+
+
+def _field(
+    default: Any,
+    help: str,
+    *,
+    min: float | None = None,
+    max: float | None = None,
+    min_open: bool = False,
+    max_open: bool = False,
+    also: tuple[tuple[float, str], ...] = (),
+    example: float | None = None,
+) -> Any:
+    """A dataclass field carrying its help text and, for numbers, its allowed range
+    (`min`..`max`, either end open); mutable defaults are copied per instance."""
+    metadata: dict[str, Any] = {"help": help}
+    if min is not None and max is not None:
+        metadata["bounds"] = Bounds(min, max, min_open, max_open, also, example)
     if isinstance(default, (dict, list)):
-        return field(default_factory=lambda: type(default)(default), metadata={"help": help})
-    return field(default=default, metadata={"help": help})
+        return field(default_factory=lambda: type(default)(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+class _Section:
+    """A config section whose number fields are checked against their bounds on creation
+    and again by FtuiConfig.check() (which catches values changed in place)."""
+
+    key: ClassVar[str] = ""
+
+    def __post_init__(self) -> None:
+        self.check_bounds()
+
+    def check_bounds(self) -> None:
+        hints = _type_hints(type(self))
+        for item in dataclasses.fields(self):  # type: ignore[arg-type]
+            bounds = item.metadata.get("bounds")
+            if bounds is not None:
+                whole = hints[item.name] is int
+                _check_number(f"{self.key}.{item.name}", getattr(self, item.name), bounds, whole)
+
+
+@functools.cache
+def _type_hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _check_number(key: str, value: Any, bounds: Bounds, whole: bool) -> None:
+    kind = "a whole number" if whole else "a number"
+    if isinstance(value, bool) or not isinstance(value, int if whole else (int, float)):
+        raise ConfigError(f"{key}: expected {kind}, got {value!r}")
+    if not bounds.allows(value):
+        example = bounds.example if bounds.example is not None else _default_of(key)
+        raise ConfigError(
+            f"{key}: {_shown_value(value)} is out of range; use {bounds.describe(whole)}, "
+            f"e.g. {_shown_value(example)}"
+        )
+
+
+def _shown_value(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def _default_of(key: str) -> Any:
+    section_name, name = key.split(".", 1)
+    section = _type_hints(FtuiConfig)[section_name]
+    return {f.name: f for f in dataclasses.fields(section)}[name].default
 
 
 @dataclass
-class ModelConfig:
+class ModelConfig(_Section):
+    key: ClassVar[str] = "model"
+
     name_or_path: str = _field(
         DEFAULT_MODEL,
         "Model to fine-tune: 'default' (bundled SmolLM2-135M-Instruct), a local folder "
@@ -80,7 +189,9 @@ class ModelConfig:
 
 
 @dataclass
-class DataConfig:
+class DataConfig(_Section):
+    key: ClassVar[str] = "data"
+
     path: str = _field(
         "", "Training data: a file in the workspace, a local path or a Hub dataset id."
     )
@@ -94,36 +205,39 @@ class DataConfig:
         "", "Held-out validation file; empty = split it off the training data."
     )
     validation_fraction: float = _field(
-        0.1, "Share of rows held out for validation when no validation file is given."
+        0.1,
+        "Share of rows held out for validation when no validation file is given.",
+        min=0, max=1, max_open=True,
+    )  # fmt: skip
+    max_length: int = _field(
+        1024, "Maximum tokens per example; longer examples are truncated.", min=8, max=131072
     )
-    max_length: int = _field(1024, "Maximum tokens per example; longer examples are truncated.")
     system_prompt: str = _field(
         "", "System prompt put before every example; empty = the model's default."
     )
-    seed: int = _field(42, "Seed for shuffling and the validation split.")
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.validation_fraction < 1.0:
-            raise ConfigError("data.validation_fraction must be in [0, 1), e.g. 0.1")
-        if self.max_length < 8:
-            raise ConfigError("data.max_length must be at least 8 tokens")
+    seed: int = _field(42, "Seed for shuffling and the validation split.", min=0, max=MAX_SEED)
 
 
 @dataclass
-class MethodConfig:
+class MethodConfig(_Section):
+    key: ClassVar[str] = "method"
+
     name: MethodName = _field("lora", "Fine-tuning method; few_shot is the no-training baseline.")
     objective: Objective = _field(
         "instruction",
         "instruction = loss on responses only; domain = continued pretraining on raw text; "
         "dpo = preference pairs.",
     )
-    lora_r: int = _field(16, "LoRA rank: size of the low-rank update.")
-    lora_alpha: int = _field(32, "LoRA scaling numerator (alpha / r scales the update).")
+    lora_r: int = _field(16, "LoRA rank: size of the low-rank update.", min=1, max=1024)
+    lora_alpha: int = _field(
+        32, "LoRA scaling numerator (alpha / r scales the update).", min=1, max=4096
+    )
     lora_dropout: float = _field(
         0.0,
         "Dropout on the LoRA input. 0 saves memory: any dropout keeps a copy of every adapted "
         "layer's input for the backward pass.",
-    )
+        min=0, max=1, max_open=True, example=0.05,
+    )  # fmt: skip
     target_modules: str = _field(
         "all-linear", "Layers that get adapters: all-linear or a comma list (q_proj,v_proj)."
     )
@@ -135,38 +249,47 @@ class MethodConfig:
         "auto", "Dtype the 4/8-bit layers compute in; auto = the model's training dtype."
     )
     freeze_trainable_layers: int = _field(
-        2, "freeze: how many of the top transformer blocks are trained (the rest stay frozen)."
-    )
+        2,
+        "freeze: how many of the top transformer blocks are trained (the rest stay frozen).",
+        min=0, max=1000,
+    )  # fmt: skip
     num_virtual_tokens: int = _field(
-        20, "prefix / prompt tuning: learned virtual tokens put before every input."
+        20, "prefix / prompt tuning: learned virtual tokens put before every input.",
+        min=1, max=1024,
+    )  # fmt: skip
+    adapter_len: int = _field(
+        10, "LLaMA-Adapter: learned prompt length per adapted layer.", min=1, max=1024
     )
-    adapter_len: int = _field(10, "LLaMA-Adapter: learned prompt length per adapted layer.")
-    adapter_layers: int = _field(8, "LLaMA-Adapter: how many top layers get adaption prompts.")
+    adapter_layers: int = _field(
+        8, "LLaMA-Adapter: how many top layers get adaption prompts.", min=1, max=1024
+    )
     bottleneck_size: int = _field(
-        64, "Bottleneck adapters: width of the down/up projection added after each block's MLP."
-    )
+        64,
+        "Bottleneck adapters: width of the down/up projection added after each block's MLP.",
+        min=1, max=65536,
+    )  # fmt: skip
     dpo_beta: float = _field(
         0.1,
         "DPO: how far the model may move from the reference (the base); higher = stay closer.",
-    )
-
-    def __post_init__(self) -> None:
-        if self.lora_r < 1:
-            raise ConfigError("method.lora_r must be a positive integer, e.g. 16")
-        for name in ("num_virtual_tokens", "adapter_len", "adapter_layers", "bottleneck_size"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"method.{name} must be a positive integer")
-        if self.freeze_trainable_layers < 0:
-            raise ConfigError("method.freeze_trainable_layers must be 0 or more")
+        min=0, max=100, min_open=True,
+    )  # fmt: skip
 
 
 @dataclass
-class TrainConfig:
-    epochs: float = _field(1.0, "Passes over the training data.")
-    max_steps: int = _field(-1, "Stop after this many optimizer steps; -1 = run all epochs.")
-    learning_rate: float = _field(2e-4, "Peak learning rate.")
-    batch_size: int = _field(8, "Examples per device per step.")
-    gradient_accumulation: int = _field(1, "Steps whose gradients are summed per update.")
+class TrainConfig(_Section):
+    key: ClassVar[str] = "train"
+
+    epochs: float = _field(1.0, "Passes over the training data.", min=0.01, max=100, example=3)
+    max_steps: int = _field(
+        -1,
+        "Stop after this many optimizer steps; -1 = run all epochs.",
+        min=1, max=1_000_000, also=((-1, "run all epochs"),), example=100,
+    )  # fmt: skip
+    learning_rate: float = _field(2e-4, "Peak learning rate.", min=0, max=1, min_open=True)
+    batch_size: int = _field(8, "Examples per device per step.", min=1, max=4096)
+    gradient_accumulation: int = _field(
+        1, "Steps whose gradients are summed per update.", min=1, max=1024
+    )
     gradient_checkpointing: bool = _field(
         False, "Recompute activations in the backward pass: less memory, ~30% slower."
     )
@@ -175,18 +298,31 @@ class TrainConfig:
         "adamw_torch keeps two fp32 states per trained weight; adamw_8bit (bitsandbytes) "
         "keeps them in 8 bits; sgd keeps none (momentum off); adafactor factorises them.",
     )
-    warmup_ratio: float = _field(0.05, "Share of steps spent warming the learning rate up.")
-    eval_every: int = _field(20, "Evaluate on the validation split every N steps.")
-    save_every: int = _field(50, "Save a checkpoint every N steps.")
-    seed: int = _field(42, "Seed for initialisation and data order.")
-    early_stopping_patience: int = _field(
-        0, "Stop when eval loss has not improved for this many evaluations; 0 = never."
+    warmup_ratio: float = _field(
+        0.05, "Share of steps spent warming the learning rate up.", min=0, max=1, max_open=True
     )
+    eval_every: int = _field(
+        20, "Evaluate on the validation split every N steps.", min=1, max=1_000_000
+    )
+    save_every: int = _field(50, "Save a checkpoint every N steps.", min=1, max=1_000_000)
+    save_total_limit: int = _field(
+        2,
+        "How many checkpoints to keep: older ones are deleted as new ones are saved (the "
+        "best one is kept too when early stopping is on).",
+        min=1, max=1000,
+    )  # fmt: skip
+    seed: int = _field(42, "Seed for initialisation and data order.", min=0, max=MAX_SEED)
+    early_stopping_patience: int = _field(
+        0,
+        "Stop when eval loss has not improved for this many evaluations; 0 = never.",
+        min=0, max=1000, example=3,
+    )  # fmt: skip
     num_processes: int = _field(
         1,
         "Training processes: one per GPU (DDP through accelerate), or CPU processes "
-        "(torchrun with the gloo backend).",
-    )
+        "(torchrun with the gloo backend); at most the GPUs (or CPU cores) this machine has.",
+        min=1, max=MAX_PROCESSES,
+    )  # fmt: skip
     accelerate_config: str = _field(
         "",
         "An accelerate config file for several GPUs or nodes (FSDP, DeepSpeed); "
@@ -196,20 +332,16 @@ class TrainConfig:
         "none", "Extra loggers, e.g. 'tensorboard' or 'wandb,mlflow' (must be installed)."
     )
 
-    def __post_init__(self) -> None:
-        if self.num_processes < 1:
-            raise ConfigError("train.num_processes must be at least 1")
-        if self.batch_size < 1:
-            raise ConfigError("train.batch_size must be at least 1")
-        if self.learning_rate <= 0:
-            raise ConfigError("train.learning_rate must be positive, e.g. 2e-4")
-
 
 @dataclass
-class EvalConfig:
-    few_shot_k: int = _field(3, "Examples from the training split shown to the few-shot baseline.")
-    max_new_tokens: int = _field(128, "Longest generated answer.")
-    limit: int = _field(50, "Validation rows scored in a batch evaluation.")
+class EvalConfig(_Section):
+    key: ClassVar[str] = "eval"
+
+    few_shot_k: int = _field(
+        3, "Examples from the training split shown to the few-shot baseline.", min=0, max=32
+    )
+    max_new_tokens: int = _field(128, "Longest generated answer.", min=1, max=4096)
+    limit: int = _field(50, "Validation rows scored in a batch evaluation.", min=1, max=100_000)
 
 
 @dataclass
@@ -226,7 +358,10 @@ class FtuiConfig:
         self.check()
 
     def check(self) -> None:
-        """Rules that span sections; call again after changing fields in place."""
+        """Every field's bounds and the rules that span sections; call again after changing
+        fields in place (a setattr skips the checks done on creation)."""
+        for section in (self.model, self.data, self.method, self.train, self.eval):
+            section.check_bounds()
         train = self.train
         if train.early_stopping_patience > 0 and train.save_every % train.eval_every:
             raise ConfigError(
@@ -238,6 +373,70 @@ class FtuiConfig:
                 "method.name prefix does not work with train.gradient_checkpointing (peft "
                 "refuses it); turn checkpointing off, or use prompt tuning or LoRA"
             )
+
+    def check_runnable(self) -> None:
+        """check(), plus the rules that depend on this machine: call it where a run is queued
+        or launched. Kept out of loading, so a run written on a bigger machine stays readable."""
+        self.check()
+        processes = self.train.num_processes
+        available, kind = count_devices(self.model.device)
+        if available == 0:
+            raise ConfigError(
+                "model.device is cuda, but this machine shows no CUDA GPU; set model.device "
+                "to auto or cpu"
+            )
+        if processes > available:
+            raise ConfigError(
+                f"train.num_processes: {processes} is more than the {available} {kind} this "
+                f"machine has; use a whole number from 1 to {available}, e.g. 1"
+            )
+
+
+# ---------------------------------------------------------------- this machine's devices
+
+
+def count_devices(device: str) -> tuple[int, str]:
+    """(how many training processes `device` can have here, what they are), cheaply:
+    CUDA GPUs for cuda (and for auto when there are any), else CPU cores. No torch import."""
+    if device != "cpu":
+        gpus = count_cuda_devices()
+        if gpus or device == "cuda":
+            return gpus, "CUDA GPUs"
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return cores or 1, "CPU cores"
+
+
+def count_cuda_devices() -> int:
+    """Visible CUDA GPUs: torch's count when torch is already imported, else
+    CUDA_VISIBLE_DEVICES, else `nvidia-smi -L`, else the driver's /proc entries."""
+    torch = sys.modules.get("torch")
+    if torch is not None and hasattr(torch, "cuda"):
+        return int(torch.cuda.device_count())
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        # CUDA stops at the first invalid entry, e.g. "-1" hides every GPU.
+        entries = [entry.strip() for entry in visible.split(",")]
+        count = 0
+        for entry in entries:
+            if not entry or entry.startswith("-"):
+                break
+            count += 1
+        return count
+    return _nvidia_smi_count()
+
+
+def _nvidia_smi_count() -> int:
+    smi = shutil.which("nvidia-smi")
+    if smi:
+        try:
+            listing = subprocess.run(
+                [smi, "-L"], capture_output=True, text=True, timeout=10, check=False
+            ).stdout
+        except (OSError, subprocess.SubprocessError):
+            listing = ""
+        return sum(line.startswith("GPU ") for line in listing.splitlines())
+    proc = Path("/proc/driver/nvidia/gpus")
+    return sum(1 for _ in proc.iterdir()) if proc.is_dir() else 0
 
 
 # ---------------------------------------------------------------- strict loading

@@ -339,6 +339,9 @@ def _common_arguments(
         eval_steps=train.eval_every,
         save_strategy="steps",
         save_steps=train.save_every,
+        # Older checkpoints are deleted as new ones land; transformers always keeps the
+        # newest (for resume) and, with load_best_model_at_end, the best one as well.
+        save_total_limit=train.save_total_limit,
         logging_steps=1,
         report_to=report_to(train.report_to),
         seed=train.seed,

@@ -100,6 +100,10 @@ def test_the_current_selection_needs_a_usable_dataset(dataset, message):
         ("save_every", 0),
         ("early_stopping_patience", -2),
         ("num_processes", 0),
+        ("epochs", -1),
+        ("epochs", 1000),
+        ("num_processes", 500),
+        ("save_every", -3),
         ("max_steps", None),
         ("max_steps", 2.5),
     ],
@@ -107,6 +111,25 @@ def test_the_current_selection_needs_a_usable_dataset(dataset, message):
 def test_bad_train_settings_name_the_setting(key, value):
     with pytest.raises(ConfigError, match=f"train.{key}"):
         config_for_start("triage-lora", {**GOOD_VALUES, key: value}, None, {}, PRESETS)
+
+
+@pytest.mark.parametrize(
+    ("key", "value"), [("epochs", -1), ("eval_every", 0), ("num_processes", 500)]
+)
+def test_the_config_itself_refuses_out_of_range_train_values(key, value):
+    """The Train tab goes through the config's own bounds, not rules of its own."""
+    with pytest.raises(ConfigError, match=rf"train\.{key}: {value} is out of range; use .*e\.g\."):
+        config_for_start("triage-lora", {**GOOD_VALUES, key: value}, None, {}, PRESETS)
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("method.lora_r", 0.0), ("method.lora_dropout", 1.0), ("data.max_length", 4.0)],
+)
+def test_method_tab_settings_out_of_range_are_refused_with_the_key(key, value):
+    settings = {**METHOD_SETTINGS, key: value}
+    with pytest.raises(ConfigError, match=rf"{key.replace('.', '[.]')}: .* is out of range"):
+        config_for_start(CURRENT_SELECTION, GOOD_VALUES, DATASET, settings, PRESETS)
 
 
 def test_few_shot_and_unknown_presets_are_refused():

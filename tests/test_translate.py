@@ -272,3 +272,21 @@ def test_every_optimizer_choice_maps_to_a_transformers_name():
         config = FtuiConfig()
         config.train.optimizer = name
         assert OptimizerNames(trainer_optimizer(config))
+
+
+@pytest.mark.parametrize("objective", ["instruction", "dpo"])
+def test_save_total_limit_reaches_the_trainer_arguments(tmp_path, objective):
+    from ftui.translate import dpo_arguments, sft_arguments
+
+    config = FtuiConfig(
+        method=MethodConfig(objective=objective),
+        train=TrainConfig(save_total_limit=3, eval_every=10, save_every=20),
+    )
+    if objective == "dpo":
+        arguments = dpo_arguments(config, tmp_path, "cpu", torch.float32, has_validation=True)
+    else:
+        columns = ["prompt", "completion"]
+        arguments = sft_arguments(config, tmp_path, "cpu", torch.float32, columns, True)
+    assert arguments.save_total_limit == 3
+    assert (arguments.save_steps, arguments.eval_steps) == (20, 10)
+    assert FtuiConfig().train.save_total_limit == 2  # the default keeps the last two
