@@ -4,11 +4,15 @@
 the frame, normalised examples, token-length statistics with the chosen tokenizer, and the
 train/validation sizes. `preview_page` and `example_segments` slice it for display. The Data
 tab only lays these out; tests call them directly.
+
+A browser session keeps only `preview.sample()` between clicks, not the whole frame: the first
+SAMPLE_ROWS rows (cells cut to SAMPLE_CELL_CHARS) and the first examples within
+SAMPLE_EXAMPLE_CHARS, like a Hub dataset viewer's first pages. A few hundred KB per session at
+most, however large the dataset, and paging needs no re-read of the file.
 """
 
 from __future__ import annotations
 
-import html
 import json
 import math
 from dataclasses import dataclass, field
@@ -22,8 +26,12 @@ from ftui.data.examples import examples_from_frame, is_blank
 from ftui.data.reading import DataError, load_source
 from ftui.data.split import split_train_validation
 from ftui.data.tokens import highlighted_tokens, length_histogram, length_summary, token_lengths
+from ftui.markup import markdown_literal
 
 STATS_ROW_LIMIT = 5000  # token statistics on a sample of at most this many rows
+SAMPLE_ROWS = 200  # rows a session can page through (20 pages of 10)
+SAMPLE_CELL_CHARS = 1000  # characters kept per cell; the table shows 160 anyway
+SAMPLE_EXAMPLE_CHARS = 200_000  # text of the examples a session can render, all together
 
 
 @dataclass
@@ -46,6 +54,39 @@ class DatasetPreview:
 
     def length_stats(self) -> dict[str, float | int]:
         return length_summary(self.lengths, self.max_length)
+
+    def sample(self) -> PreviewSample:
+        """What a browser session keeps: a bounded first part of the rows and examples."""
+        rows = self.frame.iloc[:SAMPLE_ROWS].copy()
+        for column in rows.columns:
+            rows[column] = rows[column].map(_sample_cell)
+        return PreviewSample(rows, len(self.frame), _first_examples(self.examples), self.max_length)
+
+
+@dataclass(frozen=True)
+class PreviewSample:
+    """The first rows (cells as display text) and examples of a dataset, for paging."""
+
+    rows: pd.DataFrame = field(repr=False)
+    total_rows: int
+    examples: list[dict] = field(repr=False)
+    max_length: int
+
+
+def _sample_cell(value: Any) -> str:
+    text = _display_value(value)
+    return text if len(text) <= SAMPLE_CELL_CHARS else text[: SAMPLE_CELL_CHARS - 1] + "…"
+
+
+def _first_examples(examples: list[dict]) -> list[dict]:
+    """The first examples, stopping once their text passes SAMPLE_EXAMPLE_CHARS (one at least)."""
+    kept, size = [], 0
+    for example in examples[:SAMPLE_ROWS]:
+        size += len(json.dumps(example, ensure_ascii=False, default=str))
+        if kept and size > SAMPLE_EXAMPLE_CHARS:
+            break
+        kept.append(example)
+    return kept
 
 
 def load_preview(
@@ -125,7 +166,7 @@ def _display_value(value: Any) -> str:
 
 
 def example_segments(
-    preview: DatasetPreview, tokenizer: Any, index: int
+    preview: DatasetPreview | PreviewSample, tokenizer: Any, index: int
 ) -> list[tuple[str, str | None]]:
     """The index-th example (1-based) rendered with its trained tokens marked."""
     if not preview.examples:
@@ -137,12 +178,13 @@ def example_segments(
 def status_markdown(preview: DatasetPreview) -> str:
     """A short, readable verdict: format, rows, split, problems.
 
-    File names, column names and values come from the user's file: HTML in them is escaped, so
-    a hostile dataset shows as text instead of running in the page.
+    File names, column names and values come from the user's file: they are escaped for
+    Markdown and HTML (`markdown_literal`), so a hostile dataset shows as text instead of
+    loading images, links or markup in the page.
     """
     report = preview.report
     lines = []
-    name = html.escape(report.file, quote=False)
+    name = markdown_literal(report.file)
     if report.format:
         sure = "" if report.confident else " (not sure: check the column mapping below)"
         lines.append(f"**{name}** — format **{report.format}**{sure}, {report.rows} rows")
@@ -164,7 +206,7 @@ def status_markdown(preview: DatasetPreview) -> str:
     for problem in report.problems[:20]:
         icon = "**Error:**" if problem.severity == "error" else "**Warning:**"
         where = f" (row {problem.row})" if problem.row else ""
-        lines.append(f"{icon} {html.escape(problem.message, quote=False)}{where}")
+        lines.append(f"{icon} {markdown_literal(problem.message)}{where}")
     if not report.ok:
         lines.insert(0, "### This dataset cannot be used yet")
     return "\n\n".join(lines)

@@ -7,6 +7,11 @@ malformed JSON, ragged CSV rows, values nested absurdly deep. Every failure is a
 whose text names the file, the line or column, what is wrong and what to do about it.
 
 `load_source(source)` takes what a user types: a local path, or a Hub id `owner/name[:split]`.
+
+Reads are bounded (ftui.data.bounded): text files are already capped by their size and stop at
+the row cap (FTUI_MAX_ROWS) while rows are built; Parquet files and Hub datasets, which can
+decode to far more than their size, are checked against the row and memory caps as they are
+read and refused before passing them.
 """
 
 from __future__ import annotations
@@ -91,15 +96,19 @@ def read_table(path: str | Path, *, max_bytes: int = DEFAULT_MAX_UPLOAD_BYTES) -
 
 
 def _read_checked(path: Path, max_bytes: int) -> pd.DataFrame:
+    from ftui.data.bounded import ReadLimits, read_parquet
+
     _check_file_basics(path, max_bytes)
-    data, ext = path.read_bytes(), path.suffix.lower()
+    ext, limits = path.suffix.lower(), ReadLimits.from_env()
     if ext == ".parquet":
-        frame = _read_parquet(data)
-    elif ext in (".csv", ".tsv"):
-        frame = _read_delimited(_decode(data, ext), "," if ext == ".csv" else "\t")
+        frame = read_parquet(path, limits)
     else:
-        readers = {".json": _read_json, ".jsonl": _read_jsonl, ".txt": _read_txt}
-        frame = readers[ext](_decode(data, ext))
+        text = _decode(path.read_bytes(), ext)  # no larger than the file-size cap
+        if ext in (".csv", ".tsv"):
+            frame = _read_delimited(text, "," if ext == ".csv" else "\t", limits.max_rows)
+        else:
+            readers = {".json": _read_json, ".jsonl": _read_jsonl, ".txt": _read_txt}
+            frame = readers[ext](text, limits.max_rows)
     if len(frame) == 0:
         raise DataError("no data rows", hint="Add at least one row below the header.")
     if len(frame.columns) == 0:
@@ -155,12 +164,13 @@ def _inside_roots(path: Path, roots: Sequence[Path]) -> Path:
 
 
 def _load_hub_dataset(source: str) -> pd.DataFrame:
+    from ftui.data.bounded import ReadLimits, load_hub_rows
+
     name, _, split = source.partition(":")
     try:
-        import datasets  # imported here: slow to import and only needed for Hub ids
-
-        dataset = datasets.load_dataset(name, split=split or "train")
-        frame = dataset.to_pandas()
+        frame = load_hub_rows(name, split or "train", ReadLimits.from_env())
+    except DataError:
+        raise
     except Exception as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(
@@ -224,22 +234,7 @@ def _decode(data: bytes, ext: str) -> str:
     return text
 
 
-def _read_parquet(data: bytes) -> pd.DataFrame:
-    if not (data.startswith(b"PAR1") and data.endswith(b"PAR1")):
-        raise DataError(
-            "not a Parquet file (the 'PAR1' signature is missing)",
-            hint="If it is CSV or JSON text, rename it; otherwise export it again as Parquet.",
-        )
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    try:
-        return pq.read_table(pa.BufferReader(data)).to_pandas()
-    except (pa.ArrowException, OSError) as exc:
-        raise DataError(f"damaged Parquet file ({exc})", hint="Export it again.") from exc
-
-
-def _read_delimited(text: str, delimiter: str) -> pd.DataFrame:
+def _read_delimited(text: str, delimiter: str, max_rows: int) -> pd.DataFrame:
     _refuse_json_text(text)
     # Long text fields (whole documents) exceed csv's default 128 KB field limit.
     csv.field_size_limit(max(csv.field_size_limit(), len(text) + 1))
@@ -254,6 +249,7 @@ def _read_delimited(text: str, delimiter: str) -> pd.DataFrame:
                     line=reader.line_num,
                     hint="Quote fields that contain the delimiter, or fix that line.",
                 )
+            _check_row_count(len(rows), max_rows)
             rows.append(row)
     except csv.Error as exc:
         message = f"malformed CSV ({exc})"
@@ -327,7 +323,16 @@ def _unsafe(exc: _UnsafeJSON, line: int | None) -> DataError:
     return DataError(str(exc), line=line, hint="Fix that value and save the file again.")
 
 
-def _read_json(text: str) -> pd.DataFrame:
+def _check_row_count(rows_so_far: int, max_rows: int) -> None:
+    """Called before adding a row: refuses the one past the row cap."""
+    if rows_so_far >= max_rows:
+        raise DataError(
+            f"more than {max_rows:,} rows, over this server's row limit",
+            hint="Use a sample of fewer rows, or ask the admin to raise FTUI_MAX_ROWS.",
+        )
+
+
+def _read_json(text: str, max_rows: int) -> pd.DataFrame:
     try:
         document = _loads(text)
     except RecursionError:
@@ -347,6 +352,7 @@ def _read_json(text: str) -> pd.DataFrame:
             hint="Fix that line (a missing comma or quote is the usual cause).",
         ) from None
     rows = _rows_of_document(document)
+    _check_row_count(len(rows) - 1, max_rows)
     for index, row in enumerate(rows):
         if not isinstance(row, dict):
             raise DataError(
@@ -394,9 +400,10 @@ def _array_item_line(text: str, index: int) -> int | None:
     return None
 
 
-def _read_jsonl(text: str) -> pd.DataFrame:
+def _read_jsonl(text: str, max_rows: int) -> pd.DataFrame:
     rows = []
-    for number, line in enumerate(text.split("\n"), start=1):
+    for number, line in enumerate(io.StringIO(text, newline="\n"), start=1):
+        line = line.rstrip("\n")
         if not line.strip():
             continue
         try:
@@ -414,6 +421,7 @@ def _read_jsonl(text: str) -> pd.DataFrame:
             message = f"expected a JSON object, found {value_kind(row)}"
             raise DataError(message, line=number, hint='Put one object per line: {"text": ...}.')
         _check_nesting(row, lambda n=number: n)
+        _check_row_count(len(rows), max_rows)
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -466,10 +474,12 @@ def value_kind(value: Any) -> str:
     return next((kind for types, kind in kinds if isinstance(value, types)), type(value).__name__)
 
 
-def _read_txt(text: str) -> pd.DataFrame:
+def _read_txt(text: str, max_rows: int) -> pd.DataFrame:
     """Documents separated by blank lines -> one row each; no blank lines -> one row per line."""
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     blocks = [block.strip() for block in re.split(r"\n[ \t]*\n", text.strip())]
     if len(blocks) == 1:
         blocks = [line.strip() for line in text.split("\n")]
-    return pd.DataFrame({"text": [block for block in blocks if block]}, dtype=str)
+    rows = [block for block in blocks if block]
+    _check_row_count(len(rows) - 1, max_rows)
+    return pd.DataFrame({"text": rows}, dtype=str)

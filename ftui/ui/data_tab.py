@@ -2,6 +2,10 @@
 
 Layout and wiring only. The work is done by `ftui.data.preview`; this module turns its plain
 values into component updates. Every callback returns a readable message instead of raising.
+
+Each browser session keeps a `PreviewSample` (the first rows and examples, bounded) between
+clicks, never the whole dataset; text from the user goes into Markdown through
+`markdown_literal`.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from ftui.config import DataConfig, field_choices, field_help
 from ftui.data.formats import FORMAT_ROLES
 from ftui.data.preview import (
     DatasetPreview,
+    PreviewSample,
     example_segments,
     load_preview,
     preview_page,
@@ -23,6 +28,7 @@ from ftui.data.preview import (
 )
 from ftui.data.reading import SUPPORTED_EXTENSIONS
 from ftui.demo import DemoLimits, DemoRefusal, check_dataset_source
+from ftui.markup import markdown_literal
 from ftui.models import (
     ModelLoadError,
     is_bundled_model_ready,
@@ -54,7 +60,7 @@ class DataTab:
 
 def build_data_tab(settings: ServerSettings, model_box: gr.Textbox) -> DataTab:
     dataset = gr.State({})
-    preview_state = gr.State(None)
+    preview_state = gr.State(None)  # a PreviewSample: bounded, whatever the dataset's size
     with gr.Row():
         upload = gr.File(
             label=f"Upload a dataset ({', '.join(SUPPORTED_EXTENSIONS)})",
@@ -187,7 +193,7 @@ def _run_preview(settings, source, model, fmt, max_len, val_frac, mapped):
     try:
         check_dataset_source(source, DemoLimits.from_env())  # demo mode: no Hub downloads
     except DemoRefusal as exc:
-        return None, None, f"**Cannot load:** {exc}"
+        return None, None, f"**Cannot load:** {markdown_literal(exc)}"
     tokenizer, note = None, ""
     try:
         if (model or "default") == "default" and not is_bundled_model_ready():
@@ -195,7 +201,7 @@ def _run_preview(settings, source, model, fmt, max_len, val_frac, mapped):
             prepare_bundled_model()
         tokenizer = load_tokenizer(model or "default")
     except ModelLoadError as exc:
-        note = f"**Warning:** no token statistics: {exc}"
+        note = f"**Warning:** no token statistics: {markdown_literal(exc)}"
     roles = set(sum(FORMAT_ROLES[fmt], ())) if fmt in FORMAT_ROLES else set(mapped)
     columns = {role: col for role, col in mapped.items() if role in roles and col != AUTO}
     preview = load_preview(
@@ -228,8 +234,9 @@ def _render(preview: DatasetPreview | None, tokenizer, note: str):
             gr.Accordion(),
             *mapping_updates,
         )
-    table, page_count = preview_page(preview.frame, 1, PAGE_SIZE)
-    segments = example_segments(preview, tokenizer, 1) if tokenizer else None
+    sample = preview.sample()
+    table, pages_text = _page(sample, 1)
+    segments = example_segments(sample, tokenizer, 1) if tokenizer else None
     text = "\n\n".join(filter(None, [status_markdown(preview), note]))
     report = preview.report
     dataset = {
@@ -247,11 +254,11 @@ def _render(preview: DatasetPreview | None, tokenizer, note: str):
     return (
         text,
         table,
-        f"of {page_count} pages",
+        pages_text,
         segments,
         plot,
         dataset,
-        preview,
+        sample,
         1,
         1,
         gr.Dropdown(value=fmt),
@@ -273,18 +280,23 @@ def _mapping_updates(preview: DatasetPreview | None) -> list:
     ]
 
 
-def _page(preview: DatasetPreview | None, page: float):
-    if preview is None or preview.frame.empty:
+def _page(sample: PreviewSample | None, page: float):
+    if sample is None or sample.rows.empty:
         return None, ""
-    table, page_count = preview_page(preview.frame, int(page or 1), PAGE_SIZE)
+    table, page_count = preview_page(sample.rows, int(page or 1), PAGE_SIZE)
+    if sample.total_rows > len(sample.rows):
+        return (
+            table,
+            f"of {page_count} pages: the first {len(sample.rows)} of {sample.total_rows:,} rows",
+        )
     return table, f"of {page_count} pages"
 
 
-def _example(preview: DatasetPreview | None, model: str, index: float):
-    if preview is None or not preview.examples:
+def _example(sample: PreviewSample | None, model: str, index: float):
+    if sample is None or not sample.examples:
         return None
     try:
         tokenizer = load_tokenizer(model or "default")
     except ModelLoadError:
         return None
-    return example_segments(preview, tokenizer, int(index or 1))
+    return example_segments(sample, tokenizer, int(index or 1))
