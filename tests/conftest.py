@@ -178,3 +178,46 @@ def wait_until(predicate, timeout: float, every: float = 0.05):
             return value
         time.sleep(every)
     raise TimeoutError("condition not met in time")
+
+
+# ---------------------------------------------------------------- no trainer left behind
+
+ORPHAN_GRACE_SECONDS = 20.0  # a supervisor may still be recording an ending it just saw
+
+
+def _leftover_run_processes(root: Path) -> list:
+    """`ftui supervise` / `ftui train` processes (any launcher) working on folders under root."""
+    import psutil
+
+    found = []
+    for process in psutil.process_iter(["pid", "cmdline"]):
+        words = process.info["cmdline"] or []
+        is_run = "ftui" in words and ("supervise" in words or "train" in words)
+        under_root = any(word.startswith(str(root)) for word in words)
+        if is_run and under_root and process.pid != os.getpid():
+            found.append(process)
+    return found
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Fail the session when a test left a supervisor or trainer running under its temp dirs
+    (and kill them): every test stops what it started."""
+    import psutil
+
+    factory = getattr(session.config, "_tmp_path_factory", None)
+    if factory is None or factory._basetemp is None:
+        return  # no test made a temporary folder, so none can have started a run in one
+    root = factory.getbasetemp().resolve()
+    deadline = time.monotonic() + ORPHAN_GRACE_SECONDS
+    while (leftovers := _leftover_run_processes(root)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    if not leftovers:
+        return
+    described = [f"{p.pid}: {' '.join(p.info['cmdline'])[:200]}" for p in leftovers]
+    for process in leftovers:
+        try:
+            process.kill()
+        except psutil.Error:
+            continue  # it ended by itself meanwhile
+    print("\nLeft-over run processes (killed now):\n  " + "\n  ".join(described), file=sys.stderr)
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
