@@ -6,14 +6,19 @@ of this tree, the CLI reads them, and the training subprocess (later) gets the r
 as `runs/<id>/config.yaml`.
 
 Help text lives once, in each field's `metadata["help"]`; `field_help()` reads it back for
-UI `info=` strings and CLI help. Loading is strict: an unknown key or a wrong type is an error
-that names the dotted key (`train.learning_rat: unknown key ...`).
+UI `info=` strings and CLI help. Every number carries its allowed range there too
+(`metadata["bounds"]`, read by `field_bounds()`), checked when a section is made and again by
+`FtuiConfig.check()`, so YAML, the CLI and the UI share one set of rules. Loading is strict:
+an unknown key, a wrong type or a number out of range is an error that names the dotted key
+(`train.epochs: -1 is out of range; use a number from 0.01 to 100, e.g. 3`).
+`check_runnable()` adds what depends on this machine (no more processes than its devices).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 import os
 import shutil
 import subprocess
@@ -415,13 +420,8 @@ def count_cuda_devices() -> int:
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if visible is not None:
         # CUDA stops at the first invalid entry, e.g. "-1" hides every GPU.
-        entries = [entry.strip() for entry in visible.split(",")]
-        count = 0
-        for entry in entries:
-            if not entry or entry.startswith("-"):
-                break
-            count += 1
-        return count
+        entries = (entry.strip() for entry in visible.split(","))
+        return sum(1 for _ in itertools.takewhile(lambda e: e and e[0] != "-", entries))
     return _nvidia_smi_count()
 
 
@@ -476,6 +476,11 @@ def save_config(config: FtuiConfig, path: str | Path) -> None:
 def field_help(section: type, name: str) -> str:
     """The help text of one field, e.g. field_help(DataConfig, "max_length")."""
     return {f.name: f for f in dataclasses.fields(section)}[name].metadata.get("help", "")
+
+
+def field_bounds(section: type, name: str) -> Bounds | None:
+    """The allowed range of a number field (None for other fields), e.g. for a slider."""
+    return {f.name: f for f in dataclasses.fields(section)}[name].metadata.get("bounds")
 
 
 def field_choices(section: type, name: str) -> list[str]:

@@ -20,11 +20,15 @@ from conftest import REPO_ROOT, tiny_triage_config
 
 from ftui.config import (
     MAX_PROCESSES,
+    Bounds,
     ConfigError,
     FtuiConfig,
+    MethodConfig,
+    TrainConfig,
     config_from_dict,
     count_cuda_devices,
     count_devices,
+    field_bounds,
     load_config,
 )
 
@@ -85,6 +89,13 @@ def _number_fields() -> list[str]:
 
 def test_every_number_field_has_bounds_and_is_covered_here():
     assert sorted(_number_fields()) == sorted(key for key, _, _ in RANGES)
+
+
+def test_bounds_are_readable_from_the_field_for_widgets():
+    assert field_bounds(MethodConfig, "lora_r") == Bounds(1, 1024)
+    warmup = field_bounds(TrainConfig, "warmup_ratio")
+    assert warmup.high_open and warmup.allows(0) and not warmup.allows(1)
+    assert field_bounds(MethodConfig, "name") is None
 
 
 @pytest.mark.parametrize(("key", "value"), REFUSED, ids=lambda v: str(v))
@@ -181,6 +192,13 @@ def test_cuda_visible_devices_counts_gpus_without_torch(without_torch, visible, 
     without_torch.setenv("CUDA_VISIBLE_DEVICES", visible)
     assert count_cuda_devices() == count
     assert "torch" not in sys.modules
+
+
+def test_torch_already_imported_gives_the_count(monkeypatch):
+    import torch
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2,3,4,5,6,7,8")
+    assert count_cuda_devices() == torch.cuda.device_count()
 
 
 def test_nvidia_smi_lists_the_gpus_when_nothing_else_says(without_torch, tmp_path):
