@@ -8,15 +8,17 @@ outlasts the measurement, waits until it logs steps, then lets N `gradio_client`
 a fixed time over what people browse: the run history (`/list_runs`), one run's curves
 (`/compare_runs`), the preview of a preset config (`/preview_run`) and the Data tab's preview
 of a sample file (`/analyse`). Every call's latency and every error is recorded. At the end the
-run is cancelled and the figures (count, errors, p50/p95/max per endpoint and overall, the
-machine, whether the job trained the whole time) are printed and written to
-benchmarks/results/concurrent_users.json. The training job competes with the server for the
-same cores, as it does on a real box.
+run is cancelled, and the script waits for its supervisor and trainer to exit (killing their
+process groups if they outlast the wait) before the temporary workspace goes; the figures
+(count, errors, p50/p95/max per endpoint and overall, the machine, whether the job trained
+the whole time) are printed and written to benchmarks/results/concurrent_users.json. The
+training job competes with the server for the same cores, as it does on a real box.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -150,6 +152,29 @@ def summarise(calls: list[tuple[str, float, str | None]]) -> dict:
     }
 
 
+def stop_job(jobs, run, wait_seconds: float = 90.0) -> None:
+    """Cancel the job and wait until its processes are gone; kill what outlasts the wait."""
+    import signal
+
+    from ftui.runner import is_alive
+
+    if run.read_status().get("state") in ("queued", "running"):
+        jobs.cancel(run.run_id)
+    status = run.read_status()
+    pids = [
+        (status.get("supervisor_pid"), status.get("supervisor_started")),
+        (status.get("pid"), status.get("pid_started")),
+        (status.get("trainer_pgid"), status.get("trainer_started")),
+    ]
+    deadline = time.monotonic() + wait_seconds
+    while any(is_alive(*pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    for pid, started in pids:
+        if is_alive(pid, started):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)  # supervisor and trainer lead their own groups
+
+
 def measure(users: int, seconds: float, model: str, workspace: Path) -> dict:
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
@@ -181,8 +206,8 @@ def measure(users: int, seconds: float, model: str, workspace: Path) -> dict:
         state = run.read_status().get("state")
         steps_during = len(run.read_metrics()) - steps_before
     finally:
-        if jobs is not None and run.read_status().get("state") in ("queued", "running"):
-            jobs.cancel(run.run_id)
+        if jobs is not None:
+            stop_job(jobs, run)
         server.terminate()
         server.wait(timeout=30)
         log.close()
