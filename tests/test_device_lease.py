@@ -153,3 +153,45 @@ def test_an_expired_lease_or_a_reused_pid_does_not_count(workspace):
         assert leased_devices(db) == {"cuda"}
     lease.release(dispatch=False)
     assert not lease.renew(60.0)
+
+
+@pytest.mark.slow  # loads model weights
+def test_the_playground_holds_the_gpu_while_cached_and_gives_it_back_when_idle(
+    jobs, workspace, launched, monkeypatch, tiny_model_dir, tokenizer
+):
+    from transformers import AutoModelForCausalLM
+
+    from ftui.evaluate.compare import Comparison, ComparisonCache
+    from ftui.rundir import create_run_dir
+
+    pretend_gpu(monkeypatch)
+    devices_loaded_on: list[str] = []
+
+    def load_tiny(run, shots=None, device=None):  # the real model, on the CPU that is here
+        devices_loaded_on.append(device)
+        model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+        return Comparison(run.read_config(), tokenizer, model, model, [], "cpu")
+
+    monkeypatch.setattr(Comparison, "load", staticmethod(load_tiny))
+    (workspace.root / "data").mkdir()
+    run = create_run_dir(tiny_triage_config(workspace.root / "data"), workspace)
+    run.adapter.mkdir()
+    (run.adapter / "adapter_config.json").write_text("{}", encoding="utf-8")
+
+    cache = ComparisonCache(idle_seconds=1.0)
+    comparison = cache.get(run)
+    model = comparison.tuned
+    assert devices_loaded_on == ["cuda"] and comparison.note == ""
+    gpu_run = submit_on(jobs, "cuda", monkeypatch)
+    assert launched == [] and cache.get(run) is comparison  # cached, holding the GPU
+    deadline = time.monotonic() + 15
+    while not launched and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert launched == [gpu_run]  # idle release gave the GPU back and dispatched
+    assert comparison.closed and next(model.parameters()).device.type == "meta"
+    with connect(workspace) as db:
+        assert leased_devices(db) == set()
+    again = cache.get(run)  # the GPU now trains: the Playground comes back on the CPU
+    assert devices_loaded_on == ["cuda", "cpu"]
+    assert again.note == f"The GPU is training run {gpu_run}; this ran on the CPU."
+    cache.unload()

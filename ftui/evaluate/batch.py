@@ -5,7 +5,9 @@
 Every variant answers every validation prompt greedily with the same settings; answers are
 scored against the reference with the task's metrics (ftui.evaluate.metrics) and each
 variant's perplexity of the reference answers is measured. The report keeps every example
-side by side, plus the best and worst cases of the fine-tuned model.
+side by side, plus the best and worst cases of the fine-tuned model. The models load where
+ftui.device_lease's policy puts them (a GPU lease, or the CPU while a run trains on the GPU:
+the report's `device_note` says so).
 """
 
 from __future__ import annotations
@@ -28,8 +30,26 @@ Progress = Callable[[float, str], None]
 def evaluate_run(
     run: RunDir, limit: int | None = None, progress: Progress | None = None
 ) -> dict[str, Any]:
+    """Score every variant on the validation split; the device is leased for the duration."""
+    from ftui.device_lease import place_work, workspace_of
+
     progress = progress or (lambda fraction, text: None)
-    compare = Comparison.load(run)
+    preference = run.read_config().model.device
+    with place_work(workspace_of(run.path), preference, f"evaluate {run.run_id}") as placement:
+        compare = Comparison.load(run, device=placement.device)
+        try:
+            report = _evaluate(run, compare, limit, progress)
+        finally:
+            compare.close()  # free the device before the lease goes back
+    report["device"], report["device_note"] = placement.device, placement.note
+    (run.path / "eval.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
+    progress(1.0, "done")
+    return report
+
+
+def _evaluate(
+    run: RunDir, compare: Comparison, limit: int | None, progress: Progress
+) -> dict[str, Any]:
     rows = validation_rows(compare, limit or compare.config.eval.limit)
     references = [row["completion"][-1]["content"] for row in rows]
     kind = task_kind(references)
@@ -56,10 +76,7 @@ def evaluate_run(
             "tokens_per_second": sum(a.new_tokens for a in answers)
             / max(sum(a.seconds for a in answers), 1e-9),
         }
-    report = _report(run, kind, summary, examples, time.perf_counter() - started)
-    (run.path / "eval.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
-    progress(1.0, "done")
-    return report
+    return _report(run, kind, summary, examples, time.perf_counter() - started)
 
 
 def validation_rows(compare: Comparison, limit: int) -> list[dict[str, Messages]]:

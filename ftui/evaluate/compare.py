@@ -9,23 +9,42 @@ few-shot run inside `disable_adapter()`, so one copy of the weights serves all t
 fine-tune saves a whole model: it is loaded as a second model. Few-shot shows the base model
 k examples from the run's training split as earlier chat turns, with the same system prompt
 and chat template the run was trained with.
+
+Generation never hangs its caller: a streamed answer that produces no new text for
+FTUI_GENERATION_TIMEOUT_SECONDS (default 120) is stopped, and a generation that fails ends
+the stream at once; both raise GenerationError with a readable message. Where the models
+load is decided by ftui.device_lease (a GPU lease, or the CPU while a run trains on the GPU).
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
+import queue
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ftui.config import FtuiConfig
 from ftui.rundir import RunDir
 
 VARIANTS = ("base", "few_shot", "fine_tuned")
+DEFAULT_GENERATION_TIMEOUT_SECONDS = 120.0
 TITLES = {"base": "Base", "few_shot": "Few-shot", "fine_tuned": "Fine-tuned"}
 Messages = list[dict[str, str]]
+
+
+class GenerationError(RuntimeError):
+    """A generation that failed, stalled or could not start; the message is for the user."""
+
+
+def generation_timeout() -> float:
+    """Seconds a generation may go without a new token (FTUI_GENERATION_TIMEOUT_SECONDS)."""
+    return float(
+        os.environ.get("FTUI_GENERATION_TIMEOUT_SECONDS", DEFAULT_GENERATION_TIMEOUT_SECONDS)
+    )
 
 
 @dataclass
@@ -47,12 +66,16 @@ class Comparison:
     tuned: Any  # the same object for adapter runs; a second model for full fine-tunes
     shots: list[dict[str, Messages]]  # {"prompt": [...], "completion": [...]} training rows
     device: str
+    note: str = ""  # why it runs where it runs, when that is not what the run asked for
     # Switching the adapter off is global to the model: one generation at a time.
     lock: threading.Lock = field(default_factory=threading.Lock)
+    last_used: float = field(default_factory=time.monotonic)
+    closed: bool = False
 
     @classmethod
-    def load(cls, run: RunDir, shots: int | None = None) -> Comparison:
-        """The run's base model with its adapter (or its saved model), on the run's device."""
+    def load(cls, run: RunDir, shots: int | None = None, device: str | None = None) -> Comparison:
+        """The run's base model with its adapter (or its saved model), on `device` (default:
+        the run's device; callers in the web process pass the one ftui.device_lease picks)."""
         from ftui.heavy_imports import import_heavy_libraries
 
         import_heavy_libraries()
@@ -62,7 +85,8 @@ class Comparison:
         output = run.output
         if output is None:
             raise ValueError(f"run {run.run_id} has saved no adapter or model yet")
-        loaded = load_model(config.model)
+        model_config = config.model if device is None else replace(config.model, device=device)
+        loaded = load_model(model_config)
         tokenizer = loaded.tokenizer
         tokenizer.padding_side = "left"  # batched generation continues each row's own end
         if tokenizer.pad_token is None:
@@ -137,40 +161,96 @@ class Comparison:
     def stream(
         self, chat: Messages, variant: str, max_new_tokens: int, **decoding: Any
     ) -> Iterator[Answer]:
-        """The answer as it grows: one Answer (text so far, seconds, tokens) per new piece."""
-        import torch
+        """The answer as it grows: one Answer (text so far, seconds, tokens) per new piece.
+        Raises GenerationError when the model fails or goes generation_timeout() seconds
+        without a new piece; the model thread is told to stop whenever the stream ends."""
         from transformers import TextIteratorStreamer
 
+        timeout = generation_timeout()
         inputs = self.tokenizer.apply_chat_template(
             chat, add_generation_prompt=True, return_tensors="pt", return_dict=True
         ).to(self.device)
-        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
-        settings = {"do_sample": False, **decoding}
-
-        def generate() -> None:
-            with torch.inference_mode(), self.variant_model(variant) as model:
-                model.generate(
-                    **inputs, max_new_tokens=max_new_tokens, streamer=streamer,
-                    pad_token_id=self.tokenizer.pad_token_id, **settings,
-                )  # fmt: skip
-
-        worker = threading.Thread(target=generate, daemon=True)
+        streamer = TextIteratorStreamer(
+            self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=timeout
+        )
+        stop = threading.Event()
+        failures: list[BaseException] = []
+        settings = {
+            "do_sample": False, **decoding, "max_new_tokens": max_new_tokens,
+            "streamer": streamer, "pad_token_id": self.tokenizer.pad_token_id,
+            "stopping_criteria": _stop_when_set(stop),
+        }  # fmt: skip
+        worker = threading.Thread(
+            target=self._generate_into, args=(variant, inputs, settings, failures), daemon=True
+        )
+        self._take(variant)  # here, so "busy" reaches the caller rather than a timeout
         started = time.perf_counter()
         worker.start()
         text = ""
-        for piece in streamer:
-            text += piece
-            tokens = len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
-            yield Answer(text.strip(), time.perf_counter() - started, tokens)
-        worker.join()
+        try:
+            for piece in streamer:
+                text += piece
+                tokens = len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+                yield Answer(text.strip(), time.perf_counter() - started, tokens)
+        except queue.Empty:
+            raise GenerationError(
+                f"the model produced no new text for {timeout:g} s, so this answer was stopped "
+                "(FTUI_GENERATION_TIMEOUT_SECONDS sets the limit); try again, or ask for fewer "
+                "tokens"
+            ) from None
+        finally:
+            stop.set()  # a stream that ends early (timeout, closed page) stops the model too
+        worker.join(timeout)
+        if failures:
+            raise _generation_error(failures[0])
+
+    def _generate_into(
+        self, variant: str, inputs: Any, settings: dict, failures: list[BaseException]
+    ) -> None:
+        """The streaming generation's thread (the caller took the lock; this releases it): a
+        failure is kept for the reader, and the stream is ended at once so the reader does
+        not wait for the timeout."""
+        import torch
+
+        try:
+            with torch.inference_mode(), self._taken_model(variant) as model:
+                model.generate(**inputs, **settings)
+        except Exception as exc:
+            failures.append(exc)
+            settings["streamer"].end()
 
     @contextlib.contextmanager
     def variant_model(self, variant: str):
-        """The model answering as `variant` (adapter switched off for base and few-shot)."""
+        """The model answering as `variant` (adapter switched off for base and few-shot).
+        Waits at most generation_timeout() for another generation to finish."""
+        self._take(variant)
+        with self._taken_model(variant) as model:
+            yield model
+
+    def _take(self, variant: str) -> None:
+        """Take the one-generation-at-a-time lock, or say why not (busy, or unloaded)."""
         if variant not in VARIANTS:
             raise ValueError(f"unknown variant {variant!r}; one of {', '.join(VARIANTS)}")
-        with self.lock:
+        if not self.lock.acquire(timeout=generation_timeout()):
+            raise GenerationError(
+                "the model is still busy with another answer; try again in a moment"
+            )
+        if self.closed:
+            self.lock.release()
+            raise GenerationError(
+                "this model was unloaded (its GPU was given back after being idle); "
+                "ask again to load it"
+            )
+        self.last_used = time.monotonic()
+
+    @contextlib.contextmanager
+    def _taken_model(self, variant: str):
+        """The variant's model for whoever took the lock (any thread); releases it after."""
+        try:
             yield from self._switch(variant)
+        finally:
+            self.last_used = time.monotonic()
+            self.lock.release()
 
     def _switch(self, variant: str):
         if variant == "fine_tuned":
@@ -180,6 +260,42 @@ class Comparison:
                 yield self.base
         else:
             yield self.base
+
+    def close(self) -> None:
+        """Free the weights: they move to the meta device, so their memory (GPU included) is
+        released even where a reference to the model lingers. Waits up to generation_timeout()
+        for a generation in progress."""
+        acquired = self.lock.acquire(timeout=generation_timeout())
+        try:
+            models = [self.base] if self.base is self.tuned else [self.base, self.tuned]
+            for model in models:
+                if model is not None:
+                    model.to("meta")
+            self.base = self.tuned = None
+            self.closed = True
+        finally:
+            if acquired:
+                self.lock.release()
+
+
+def _stop_when_set(event: threading.Event) -> Any:
+    """Stopping criteria for generate that end the generation once `event` is set."""
+    import torch
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class StopWhenSet(StoppingCriteria):
+        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+            rows = input_ids.shape[0]
+            return torch.full((rows,), event.is_set(), dtype=torch.bool, device=input_ids.device)
+
+    return StoppingCriteriaList([StopWhenSet()])
+
+
+def _generation_error(exc: BaseException) -> GenerationError:
+    if isinstance(exc, GenerationError):
+        return exc
+    detail = (str(exc).strip().splitlines() or [""])[0][:300]
+    return GenerationError(f"generation failed: {type(exc).__name__}: {detail}")
 
 
 def _check_second_copy_fits(model: Any, device: str) -> None:
@@ -227,12 +343,25 @@ def prompt_from_text(config: FtuiConfig, text: str) -> Messages:
 
 
 class ComparisonCache:
-    """One loaded comparison at a time, shared by every browser session (one base copy)."""
+    """One loaded comparison at a time, shared by every browser session (one base copy).
 
-    def __init__(self) -> None:
+    Where it loads is ftui.device_lease's policy. On the GPU the cached comparison holds a
+    lease; after `idle_seconds` without use (FTUI_GPU_LEASE_IDLE_SECONDS) it is unloaded, the
+    GPU memory freed and the lease given back, and the queue starts any GPU run that waited.
+    While a run trains on the GPU it loads on the CPU, and `Comparison.note` says so.
+    """
+
+    def __init__(self, idle_seconds: float | None = None) -> None:
+        from ftui.device_lease import EXPIRY_MARGIN_SECONDS
+        from ftui.device_lease import idle_seconds as default_idle_seconds
+
+        self.idle_seconds = default_idle_seconds() if idle_seconds is None else idle_seconds
+        self._lease_ttl = self.idle_seconds + EXPIRY_MARGIN_SECONDS
         self._lock = threading.Lock()
         self._key: tuple[str, float] | None = None
         self._comparison: Comparison | None = None
+        self._placement: Any = None  # ftui.device_lease.Placement of the cached comparison
+        self._timer: threading.Timer | None = None
 
     def get(self, run: RunDir) -> Comparison:
         output = run.output
@@ -240,8 +369,64 @@ class ComparisonCache:
             raise ValueError(f"run {run.run_id} has saved no adapter or model yet")
         key = (str(run.path), output.stat().st_mtime)
         with self._lock:
-            if self._key != key:
-                self._comparison = None  # drop the old weights before loading new ones
-                self._comparison = Comparison.load(run)
+            lease = self._placement.lease if self._placement is not None else None
+            if lease is not None and not lease.renew(self._lease_ttl):
+                self._unload()  # the lease is gone: never keep a model on the GPU without it
+            if self._key != key or self._comparison is None:
+                self._unload()  # drop the old weights before loading new ones
+                self._comparison = self._load(run)
                 self._key = key
+            self._arm_idle_timer(self.idle_seconds)
             return self._comparison
+
+    def unload(self) -> None:
+        """Drop the cached comparison now, giving back its device."""
+        with self._lock:
+            self._unload()
+
+    def _load(self, run: RunDir) -> Comparison:
+        from ftui.device_lease import place, workspace_of
+
+        preference = run.read_config().model.device
+        holder = f"playground {run.run_id}"
+        placement = place(workspace_of(run.path), preference, holder, self._lease_ttl)
+        try:
+            comparison = Comparison.load(run, device=placement.device)
+        except BaseException:
+            placement.release()
+            raise
+        comparison.note = placement.note
+        self._placement = placement
+        return comparison
+
+    def _unload(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        comparison, self._comparison, self._key = self._comparison, None, None
+        if comparison is not None:
+            comparison.close()
+        if self._placement is not None:
+            self._placement.release()  # frees the GPU cache, gives the lease back, dispatches
+            self._placement = None
+
+    def _arm_idle_timer(self, seconds: float) -> None:
+        if self._placement is None or self._placement.lease is None:
+            return  # CPU work holds no lease: nothing to give back
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = threading.Timer(seconds, self._release_when_idle)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _release_when_idle(self) -> None:
+        with self._lock:
+            comparison, placement = self._comparison, self._placement
+            if comparison is None or placement is None or placement.lease is None:
+                return
+            idle_for = time.monotonic() - comparison.last_used
+            if comparison.lock.locked() or idle_for < self.idle_seconds:
+                placement.lease.renew(self._lease_ttl)
+                self._arm_idle_timer(max(self.idle_seconds - idle_for, 1.0))
+                return
+            self._unload()
