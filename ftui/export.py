@@ -21,14 +21,9 @@ LATENCY_PROMPT = [{"role": "user", "content": "Describe what a help desk does in
 
 
 def merge_run(run: RunDir, out: Path) -> Path:
-    """Base + adapter merged into one model folder (safetensors, tokenizer, model card)."""
-    from ftui.heavy_imports import import_heavy_libraries
-
-    import_heavy_libraries()
-    from peft import PeftModel
-
-    from ftui.models import load_model
-
+    """Base + adapter merged into one model folder (safetensors, tokenizer, model card).
+    The merge runs on the device ftui.device_lease's policy picks (never a GPU that is
+    training); the saved dtype is the run's own either way."""
     output = run.output
     if output is None:
         raise ValueError(f"run {run.run_id} has saved no adapter or model to export")
@@ -36,13 +31,40 @@ def merge_run(run: RunDir, out: Path) -> Path:
     if output == run.model:
         shutil.copytree(output, out, dirs_exist_ok=True)
     else:
-        config = run.read_config()
-        loaded = load_model(config.model)
-        merged = PeftModel.from_pretrained(loaded.model, output).merge_and_unload()
-        merged.save_pretrained(out, safe_serialization=True)
-        loaded.tokenizer.save_pretrained(out)
+        from ftui.device_lease import place_work, workspace_of
+
+        model_config = run.read_config().model
+        holder = f"merge {run.run_id}"
+        with place_work(workspace_of(run.path), model_config.device, holder) as placement:
+            _merge_adapter(model_config, output, out, placement.device)
     (out / "README.md").write_text(model_card(run), encoding="utf-8")
     return out
+
+
+def _merge_adapter(model_config: Any, adapter: Path, out: Path, device: str) -> None:
+    from dataclasses import replace
+
+    from ftui.heavy_imports import import_heavy_libraries
+
+    import_heavy_libraries()
+    from peft import PeftModel
+
+    from ftui.models import load_model
+
+    dtype = _run_dtype_name(model_config)
+    loaded = load_model(replace(model_config, device=device, dtype=dtype))
+    merged = PeftModel.from_pretrained(loaded.model, adapter).merge_and_unload()
+    merged.save_pretrained(out, safe_serialization=True)
+    loaded.tokenizer.save_pretrained(out)
+
+
+def _run_dtype_name(model_config: Any) -> str:
+    """The dtype the run's weights have on the run's own device ('bfloat16', ...), so a merge
+    moved to the CPU saves the same files as one on the GPU."""
+    from ftui.models import choose_device, choose_dtype
+
+    dtype = choose_dtype(model_config.dtype, choose_device(model_config.device))
+    return str(dtype).removeprefix("torch.")
 
 
 def model_card(run: RunDir) -> str:
@@ -61,14 +83,29 @@ def model_card(run: RunDir) -> str:
     )
 
 
-def compare_latency(run: RunDir, merged_folder: Path, new_tokens: int = 32) -> dict[str, float]:
-    """Seconds per generated token: base + adapter (unmerged) against the merged model."""
+def compare_latency(run: RunDir, merged_folder: Path, new_tokens: int = 32) -> dict[str, Any]:
+    """Seconds per generated token: base + adapter (unmerged) against the merged model, on the
+    device the lease policy picks; `device` and `device_note` say which and why."""
+    from ftui.device_lease import place_work, workspace_of
+
+    model_config = run.read_config().model
+    holder = f"latency {run.run_id}"
+    with place_work(workspace_of(run.path), model_config.device, holder) as placement:
+        timing = _measure_latency(run, merged_folder, new_tokens, placement.device)
+    return {**timing, "device": placement.device, "device_note": placement.note}
+
+
+def _measure_latency(
+    run: RunDir, merged_folder: Path, new_tokens: int, device: str
+) -> dict[str, float]:
+    from dataclasses import replace
+
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
     from ftui.models import load_model
 
-    loaded = load_model(run.read_config().model)
+    loaded = load_model(replace(run.read_config().model, device=device))
     unmerged = PeftModel.from_pretrained(loaded.model, run.adapter).eval()
     merged = AutoModelForCausalLM.from_pretrained(
         merged_folder, dtype=loaded.dtype, use_safetensors=True
