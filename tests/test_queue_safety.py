@@ -445,3 +445,75 @@ def test_a_run_folder_that_disappears_means_the_kill_at_once(supervised):
     thread.join(5)
     assert not thread.is_alive() and not is_alive(pgid)
     assert not run.path.exists()  # the supervisor did not recreate it
+
+
+# ---------------------------------------------------------------- real training runs (slow)
+
+
+@pytest.mark.slow
+def test_cancel_then_deleting_the_workspace_leaves_no_process_behind(
+    tmp_path, tiny_model_dir, monkeypatch
+):
+    """The audit's case: benchmarks/concurrent_users.py cancelled, then deleted its workspace."""
+    from conftest import REPO_ROOT, tiny_triage_config
+
+    grace = 3.0
+    monkeypatch.setenv("FTUI_CANCEL_GRACE_SECONDS", str(grace))  # read by the supervisor
+    workspace = tmp_path / "workspace"
+    jobs = Jobs(Workspace.open(workspace))
+    config = tiny_triage_config(tmp_path, model=tiny_model_dir)
+    config.train.max_steps = config.train.save_every = config.train.eval_every = 100_000
+    run = jobs.submit(config, cwd=REPO_ROOT)
+    wait_until(lambda: any("loss" in m for m in run.read_metrics()), 240, 0.1)
+    status = run.read_status()
+    processes = [
+        (status["supervisor_pid"], status["supervisor_started"]),
+        (status["pid"], status["pid_started"]),
+    ]
+    assert all(is_alive(pid, started) for pid, started in processes)
+    jobs.cancel(run.run_id)
+    shutil.rmtree(workspace)
+    asked = time.monotonic()
+    wait_until(lambda: not any(is_alive(pid, started) for pid, started in processes), grace + 15)
+    assert time.monotonic() - asked < grace + 15
+    assert not is_alive(status["trainer_pgid"])
+    assert not workspace.exists()  # nobody recreated it
+
+
+@pytest.mark.slow
+def test_a_trainer_that_fills_the_disk_fails_with_a_plain_message(tmp_path, tiny_model_dir):
+    """A real trainer on a 1.5 MB tmpfs (a user namespace: no root needed) fails at its first
+    checkpoint with "No space left on device"; the run says so plainly and the half-written
+    checkpoint is gone."""
+    import os
+    import sys
+
+    from conftest import REPO_ROOT, tiny_triage_config
+
+    probe = subprocess.run(["unshare", "-rm", "true"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip(f"no unprivileged mount namespace here: {probe.stderr.decode()[:200]}")
+    config = tiny_triage_config(tmp_path, model=tiny_model_dir)
+    staging = RunDir(tmp_path / "staging" / "runs" / "r1")
+    staging.write_config(config)
+    disk, out = tmp_path / "disk", tmp_path / "out"
+    disk.mkdir()
+    out.mkdir()
+    run = disk / "runs" / "r1"
+    script = (
+        f"mount -t tmpfs -o size=1536k none {disk} && mkdir -p {run} && "
+        f"cp {staging.config_path} {run}/ && "
+        f"{sys.executable} -m ftui train {run}; "
+        f"cp {run}/status.json {out}/; ls {run}/checkpoints > {out}/checkpoints.txt"
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run(
+        ["unshare", "-rm", "sh", "-c", script],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    status = json.loads((out / "status.json").read_text())
+    assert status["state"] == "failed", done.stdout[-3000:] + done.stderr[-3000:]
+    assert status["error"].startswith(f"The disk is full: free space in {disk}"), status["error"]
+    assert "save_total_limit" in status["error"]
+    left = (out / "checkpoints.txt").read_text().split()
+    assert not [name for name in left if name.startswith("checkpoint-")], left  # partial: gone
