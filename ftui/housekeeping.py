@@ -59,13 +59,14 @@ def clean_workspace(
     """Delete the leftovers older than `max_age_seconds`; return what was deleted."""
     cutoff = (time.time() if now is None else now) - max_age_seconds
     root = workspace.root
+    old_folders = _old_folders(root / GRADIO_CACHE, cutoff)  # before removals touch them
     removed = _remove_old(_files_under(root / GRADIO_CACHE), cutoff)
     removed += _remove_old((root / PREVIEW_CONFIGS).glob("*.yaml"), cutoff)
     referenced = referenced_uploads(workspace)
     if referenced is not None:
         unused = (p for p in _files_under(workspace.uploads) if p.name not in referenced)
         removed += _remove_old(unused, cutoff)
-    _remove_empty_folders(root / GRADIO_CACHE, cutoff)
+    _remove_empty(old_folders)
     return removed
 
 
@@ -121,13 +122,23 @@ def _remove_old(paths: Iterable[Path], cutoff: float) -> list[Path]:
     return removed
 
 
-def _remove_empty_folders(folder: Path, cutoff: float) -> None:
-    """Remove old folders left empty under `folder` (deepest first), keeping `folder` itself;
-    a folder made a moment ago may be about to receive its file."""
-    for parent, _, _ in sorted(os.walk(folder), key=lambda entry: -len(entry[0])):
+def _old_folders(folder: Path, cutoff: float) -> list[Path]:
+    """Folders under `folder` (not itself) unchanged since `cutoff`, deepest first: a folder
+    made a moment ago may be about to receive its file."""
+    found = []
+    for parent, _, _ in os.walk(folder):
         path = Path(parent)
         try:
             if path != folder and path.stat().st_mtime < cutoff:
-                path.rmdir()
+                found.append(path)
+        except OSError:
+            continue
+    return sorted(found, key=lambda path: -len(path.parts))
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    for path in folders:
+        try:
+            path.rmdir()
         except OSError:
             continue  # not empty, or gone

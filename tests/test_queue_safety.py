@@ -222,6 +222,65 @@ def test_disk_full_is_recognised_in_the_shapes_libraries_raise_it(tmp_path):
     assert "(step 4) is kept" in message
 
 
+def test_clean_workspace_removes_old_leftovers_and_nothing_a_run_needs(tmp_path):
+    import os
+
+    from ftui.housekeeping import clean_workspace
+
+    workspace = Workspace.open(tmp_path / "workspace")
+    root = workspace.root
+    outside = tmp_path / "outside.txt"
+    outside.write_text("not ours")
+    old_files = {
+        "cache": root / ".gradio" / "abc123" / "upload.csv",
+        "report": root / ".gradio" / "tmpx" / "run-report.html",
+        "preview": root / "configs" / "lora-20260101-000000.yaml",
+        "unused_upload": workspace.uploads / "old-1234abcd.csv",
+        "used_upload": workspace.uploads / "train-5678ef01.jsonl",
+        "checkpoint": workspace.runs / "r1" / "checkpoints" / "checkpoint-2" / "x.bin",
+    }
+    for path in old_files.values():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("x")
+    link = root / ".gradio" / "link-out"
+    link.symlink_to(outside)
+    fresh = root / ".gradio" / "new" / "fresh.csv"
+    fresh.parent.mkdir(parents=True)
+    fresh.write_text("x")
+    run_config = workspace.runs / "r1" / "config.yaml"
+    run_config.write_text(f"data:\n  path: {old_files['used_upload']}\n")
+    two_days_ago = time.time() - 2 * 86400
+    for path in [*old_files.values(), link.parent / "abc123", link.parent / "tmpx"]:
+        os.utime(path, (two_days_ago, two_days_ago), follow_symlinks=False)
+    os.utime(link, (two_days_ago, two_days_ago), follow_symlinks=False)
+
+    removed = set(clean_workspace(workspace, max_age_seconds=86400))
+    gone = {"cache", "report", "preview", "unused_upload"}
+    assert removed == {old_files[key] for key in gone} | {link}
+    assert all(not old_files[key].exists() for key in gone)
+    assert old_files["used_upload"].exists() and old_files["checkpoint"].exists()
+    assert fresh.exists() and outside.read_text() == "not ours"
+    assert not (root / ".gradio" / "abc123").exists()  # emptied old folders go too
+    assert (root / ".gradio").is_dir()
+
+    run_config.write_text("data: [unclosed")  # unreadable: no upload may be removed
+    keep = workspace.uploads / "other-9999aaaa.csv"
+    keep.write_text("x")
+    os.utime(keep, (two_days_ago, two_days_ago))
+    clean_workspace(workspace, max_age_seconds=86400)
+    assert keep.exists()
+
+
+def test_the_clean_up_age_comes_from_the_environment():
+    from ftui.housekeeping import max_age_seconds
+
+    assert max_age_seconds({}) == 24 * 3600
+    assert max_age_seconds({"FTUI_TEMP_MAX_AGE_HOURS": "1.5"}) == 5400
+    for bad in ("0", "-3", "soon"):
+        with pytest.raises(ValueError, match="FTUI_TEMP_MAX_AGE_HOURS"):
+            max_age_seconds({"FTUI_TEMP_MAX_AGE_HOURS": bad})
+
+
 # ---------------------------------------------------------------- races (12)
 
 
