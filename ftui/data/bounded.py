@@ -119,23 +119,27 @@ def _check_signature(path: Path) -> None:
 
 
 def _metadata_checks(metadata: Any, limits: ReadLimits) -> tuple[int, list[str]]:
-    """Refuse by the footer alone where it can tell; return the decoded bytes it can count
-    (everything but text characters) and the text columns to keep dictionary-encoded."""
+    """Refuse by the footer alone where it can tell (rows; pages too large once decompressed;
+    values too many once decoded); return the decoded bytes of everything but the text's
+    characters, and the text columns to keep dictionary-encoded."""
     if metadata.num_rows > limits.max_rows:
         raise limits.too_many_rows(f"{metadata.num_rows:,}")
     schema = metadata.schema
     columns = [schema.column(index) for index in range(metadata.num_columns)]
     text_columns = [c.path for c in columns if c.physical_type == "BYTE_ARRAY"]
-    total = 0
+    pages, decoded = 0, 0
     for group in range(metadata.num_row_groups):
         row_group = metadata.row_group(group)
         for index, column in enumerate(columns):
             chunk = row_group.column(index)
             width = _FIXED_WIDTH.get(column.physical_type, column.length or _OFFSET_BYTES)
-            total += max(chunk.total_uncompressed_size, chunk.num_values * width)
-        if total > limits.max_bytes:
-            raise limits.too_large(f"over {_megabytes(total)}")
-    return total, text_columns
+            if column.physical_type == "BYTE_ARRAY":
+                width = _OFFSET_BYTES  # the characters are counted while reading
+            pages += chunk.total_uncompressed_size
+            decoded += chunk.num_values * width
+        if max(pages, decoded) > limits.max_bytes:
+            raise limits.too_large(f"over {_megabytes(max(pages, decoded))}")
+    return decoded, text_columns
 
 
 def _bounded_batches(parquet: Any, fixed_bytes: int, limits: ReadLimits) -> list:
