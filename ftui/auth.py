@@ -304,8 +304,9 @@ def _names(value: str | None) -> frozenset[str]:
 @dataclass(frozen=True)
 class HfAllowList:
     """Which HF accounts may use an hf-mode server. FTUI_ALLOWED_USERS and FTUI_ALLOWED_ORGS
-    (comma lists, case-insensitive); when both are unset, the Space's owner (a user, or an org
-    whose members are admitted) and the admins. FTUI_ALLOWED_USERS=* admits any HF account."""
+    (comma lists, case-insensitive) add to who is always admitted: the Space's owner (a user,
+    or an org whose members are admitted) and the admins — so with neither list set, only
+    they get in. FTUI_ALLOWED_USERS=* admits any HF account."""
 
     users: frozenset[str] = frozenset()
     orgs: frozenset[str] = frozenset()
@@ -316,10 +317,8 @@ class HfAllowList:
         users, orgs = _names(env.get("FTUI_ALLOWED_USERS")), _names(env.get("FTUI_ALLOWED_ORGS"))
         if "*" in users:
             return cls(anyone=True)
-        if not users and not orgs:
-            owner = _names(env.get("SPACE_AUTHOR_NAME"))
-            users, orgs = owner, owner
-        return cls(users | {name.lower() for name in admins}, orgs)
+        owner = _names(env.get("SPACE_AUTHOR_NAME"))  # a user, or an org whose members count
+        return cls(users | owner | {name.lower() for name in admins}, orgs | owner)
 
     def admits(self, userinfo: Mapping[str, Any]) -> bool:
         """`userinfo` as gradio stores it: HF's OpenID userinfo, orgs under `orgs`."""

@@ -75,14 +75,21 @@ def app_server(tmp_path_factory):
 
 
 @contextmanager
-def ftui_server(workspace: Path, env: dict[str, str], log_path: Path):
+def ftui_server(
+    workspace: Path,
+    env: dict[str, str],
+    log_path: Path,
+    extra_args: tuple[str, ...] = (),
+    ready_path: str = "/",
+):
     """`python -m ftui serve` on a free loopback port, logging to `log_path`; yields its URL
-    (no trailing slash) once the first page answers, and stops it on exit."""
+    (no trailing slash) once `ready_path` answers 200, and stops it on exit. `extra_args` go
+    to `ftui serve` (e.g. ("--host", "0.0.0.0"))."""
     port = free_port()
     with open(log_path, "w") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "ftui", "serve", "--port", str(port)]
-            + ["--workspace", str(workspace)],
+            + ["--workspace", str(workspace), *extra_args],
             cwd=REPO_ROOT,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -90,7 +97,7 @@ def ftui_server(workspace: Path, env: dict[str, str], log_path: Path):
         )
         url = f"http://127.0.0.1:{port}"
         try:
-            wait_for_http(url + "/", timeout=120, process=process)
+            wait_for_http(url + ready_path, timeout=120, process=process)
             yield url
         finally:
             process.terminate()

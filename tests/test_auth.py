@@ -182,7 +182,8 @@ def test_hf_allow_list_defaults_to_the_space_owner_and_admins(tmp_path):
     listed = {**SPACE, "FTUI_ALLOWED_USERS": "ann, bo", "FTUI_ALLOWED_ORGS": "acme"}
     allowed = access_from_env(tmp_path, env=listed).allowed
     assert allowed.admits(_userinfo("ann")) and allowed.admits(_userinfo("zed", "ACME"))
-    assert not allowed.admits(_userinfo("me"))  # an explicit list replaces the default
+    assert allowed.admits(_userinfo("me"))  # the Space's owner stays admitted
+    assert not allowed.admits(_userinfo("zed", "other-org"))
     by_org_name = {"preferred_username": "x", "orgs": [{"name": "acme"}]}
     assert allowed.admits(by_org_name)
     anyone = access_from_env(tmp_path, env={**SPACE, "FTUI_ALLOWED_USERS": "*"}).allowed

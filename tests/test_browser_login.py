@@ -1,6 +1,7 @@
 """Team mode's login in a real headless Chromium: the app redirects to /login, a wrong password
 is refused, the right one opens the app with the user named in the header, and logging out
-closes it again. Drives a real `ftui serve` subprocess with a users file in its workspace."""
+(a POST from the header's button) closes it again. Drives a real `ftui serve` subprocess with
+a users file in its workspace."""
 
 from __future__ import annotations
 
@@ -62,7 +63,7 @@ def test_log_in_see_who_and_log_out(team_url, tmp_path):
         who.get_by_text("Logged in as alice").wait_for()
         page.screenshot(path=str(tmp_path / "logged-in.png"))
 
-        who.get_by_role("link", name="Log out").click()
+        who.get_by_role("button", name="Log out").click()
         page.wait_for_url("**/login?out=1")
         assert "You are logged out" in page.inner_text("#login-note")
         page.goto(team_url + "/")

@@ -1,5 +1,6 @@
 """Demo mode (FTUI_DEMO=1): caps from the environment, refusals with clear sentences, and a
-real server that refuses an upload over the demo's cap and shows the banner.
+real server that refuses an upload over the demo's cap, shows the banner, gives every browser
+its own signed visitor id and refuses state changes from other sites.
 
 The start-path tests call `start_run`, the function behind the Train tab's Start button.
 """
@@ -263,3 +264,55 @@ def test_the_data_tab_applies_the_demo_caps(demo_server):
     assert status.startswith(
         "**Cannot load:** This public demo does not download datasets from the Hub"
     )
+
+
+def _visitor(url: str, cookie: str | None = None) -> tuple[str, str | None]:
+    """(who the server says the caller is, the visitor cookie it sets, if any)."""
+    import httpx
+
+    cookies = {"ftui-visitor": cookie} if cookie is not None else {}
+    with httpx.Client(base_url=url, timeout=30, cookies=cookies) as client:
+        response = client.get("/gradio_api/user")
+    assert response.status_code == 200, response.text
+    set_cookie = response.headers.get("set-cookie")
+    if set_cookie:
+        assert "HttpOnly" in set_cookie and "SameSite=Lax" in set_cookie, set_cookie
+    return response.json(), response.cookies.get("ftui-visitor")
+
+
+@pytest.mark.slow
+def test_each_browser_gets_its_own_signed_visitor_id(demo_server):
+    from itsdangerous import URLSafeSerializer
+
+    url, _ = demo_server
+    first, cookie = _visitor(url)  # the very first request already has an owner
+    assert first.startswith("visitor-") and cookie
+    assert _visitor(url, cookie) == (first, None)  # the same browser stays the same visitor
+    second, _ = _visitor(url)
+    assert second.startswith("visitor-") and second != first
+    forged_id = first.removeprefix("visitor-")
+    for forged in (
+        URLSafeSerializer(b"guessed key", salt="ftui-visitor").dumps(forged_id),
+        URLSafeSerializer(b"", salt="ftui-visitor").dumps(forged_id),
+        forged_id,
+        cookie[:-2] + "xx",
+    ):
+        name, fresh = _visitor(url, forged)
+        assert name not in (first, second) and name.startswith("visitor-") and fresh
+
+
+@pytest.mark.slow
+def test_a_demo_server_refuses_posts_from_other_sites(demo_server):
+    import httpx
+
+    url, _ = demo_server
+    with httpx.Client(base_url=url, timeout=30) as client:
+        body = {"data": []}
+        foreign = client.post("/gradio_api/call/list_runs", json=body,
+                              headers={"Origin": "https://evil.example"})  # fmt: skip
+        assert foreign.status_code == 403
+        same = client.post("/gradio_api/call/list_runs", json=body, headers={"Origin": url})
+        assert same.status_code == 200, same.text
+        headers = client.get("/").headers
+    assert headers["x-content-type-options"] == "nosniff"
+    assert headers["content-security-policy"].startswith("frame-ancestors 'self'")

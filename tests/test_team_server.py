@@ -2,17 +2,14 @@
 
 A workspace with a users file (alice and bob are users, root is an admin) and a preset that
 trains the tiny random Llama (conftest.tiny_model_dir). Checks, over raw HTTP and gradio_client:
-every route refuses callers without a valid session (none, junk, forged or tampered cookies,
-gradio's own token cookie); a wrong password gets no cookie; bob cannot cancel or delete
+every route refuses callers without a valid session (none, junk, forged, tampered or non-ASCII
+cookies, gradio's own token cookie); a wrong password gets no cookie; bob cannot cancel or delete
 alice's run even through the API routes directly, root can; a session outlives a server
 restart, and a removed user's does not (the login page says why).
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
 import os
 import re
@@ -25,6 +22,7 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO_ROOT, free_port, tiny_triage_config, wait_for_http, wait_until
+from itsdangerous import URLSafeSerializer
 
 from ftui.auth import SESSION_COOKIE, UserFile
 from ftui.config import save_config
@@ -45,7 +43,7 @@ ROUTES = [
     ("GET", "/gradio_api/app_id"),
     ("GET", "/theme.css"),
     ("GET", "/gradio_api/queue/data?session_hash=x"),
-    ("GET", "/gradio_api/file=users.json"),
+    ("GET", "/gradio_api/file=.private/users.json"),
     ("GET", "/gradio_api/upload_progress?upload_id=x"),
     ("GET", "/monitoring"),
     ("POST", "/gradio_api/queue/join"),
@@ -144,7 +142,7 @@ def team(tmp_path_factory, tiny_model_dir):
     config.train.eval_every = config.train.save_every = 10_000
     save_config(config, presets / f"{PRESET}.yaml")
     workspace = folder / "workspace"
-    users = UserFile(workspace / "users.json")
+    users = UserFile(workspace / ".private" / "users.json")
     for name, password in PASSWORDS.items():
         users.add(name, password, "admin" if name == "root" else "user")
     server = TeamServer(workspace, presets, folder / "server.log")
@@ -155,18 +153,19 @@ def team(tmp_path_factory, tiny_model_dir):
 def _forged_cookies(server: TeamServer, alice: str) -> dict[str, str]:
     """Cookies an attacker could send instead of logging in."""
     payload, signature = alice.split("=", 1)[1].rsplit(".", 1)
-    body = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    as_root = base64.urlsafe_b64encode(json.dumps({**body, "u": "root"}).encode()).decode()
-    as_root = as_root.rstrip("=")
-    wrong_key = hmac.new(b"guessed key", as_root.encode(), hashlib.sha256).hexdigest()
+    unsigned = URLSafeSerializer(b"any key")
+    as_root = {**unsigned.load_payload(payload.encode()), "u": "root"}
+    root_payload = unsigned.dump_payload(as_root).decode()
+    wrong_key = URLSafeSerializer(b"guessed key", salt="ftui-session").dumps(as_root)
     return {
         "none": "",
         "junk": f"{SESSION_COOKIE}=junk",
         "empty signature": f"{SESSION_COOKIE}={payload}.",
-        "tampered user, old signature": f"{SESSION_COOKIE}={as_root}.{signature}",
-        "tampered user, wrong key": f"{SESSION_COOKIE}={as_root}.{wrong_key}",
+        "tampered user, old signature": f"{SESSION_COOKIE}={root_payload}.{signature}",
+        "tampered user, wrong key": f"{SESSION_COOKIE}={wrong_key}",
         "tampered payload": f"{SESSION_COOKIE}={payload.replace(payload[2:6], 'AAAA')}.{signature}",
         "gradio token cookie": "access-token-unsecure-x=abc; access-token-x=abc",
+        "non-ASCII bytes": f"{SESSION_COOKIE}=caf\xe9.\xff{signature}",  # sent as latin-1
     }
 
 
@@ -184,7 +183,7 @@ def test_every_route_refuses_callers_without_a_valid_session(team):
     page = team.request("GET", "/", None, Accept="text/html")
     assert page[0] == 303 and page[1]["Location"] == "/login"
     print(f"\n{refused} of {attempts} bypass attempts refused across {len(ROUTES)} routes")
-    assert refused == attempts == len(ROUTES) * 7
+    assert refused == attempts == len(ROUTES) * 8
 
     from gradio_client import Client
 
@@ -238,7 +237,9 @@ def test_sessions_survive_a_restart_and_end_when_a_user_is_removed(team):
     assert team.request("GET", "/gradio_api/user", alice)[2] == '"alice"'
     assert team.request("GET", "/gradio_api/user", bob)[2] == '"bob"'
 
-    UserFile(team.workspace / "users.json").remove("bob")  # takes effect without a restart
+    UserFile(team.workspace / ".private" / "users.json").remove(
+        "bob"
+    )  # takes effect without a restart
     status, headers, _ = team.request("GET", "/", bob, Accept="text/html")
     assert status == 303 and headers["Location"] == "/login?expired=1"
     _, _, page = team.request("GET", headers["Location"])
