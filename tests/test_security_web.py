@@ -14,6 +14,7 @@ import concurrent.futures
 import hashlib
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -135,8 +136,6 @@ def test_non_ascii_cookie_bytes_get_401_not_500(users_server):
             raw = (b"GET " + path + b" HTTP/1.1\r\nHost: " + host.encode() + b"\r\n"
                    b"Cookie: " + SESSION_COOKIE.encode() + b"=" + value + b"\r\n"
                    b"Connection: close\r\n\r\n")  # fmt: skip
-            import socket
-
             with socket.create_connection((host, int(port)), timeout=30) as sock:
                 sock.sendall(raw)
                 status_line = sock.makefile("rb").readline()
