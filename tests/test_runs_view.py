@@ -227,7 +227,7 @@ def test_a_failed_run_folder_reads_back_with_curves_log_and_error(tmp_path):
 def launched(monkeypatch) -> list[str]:
     """Runs the queue would start; no process is launched (the queue itself is real)."""
     started: list[str] = []
-    monkeypatch.setattr("ftui.jobs.launch", lambda run, cwd=None: started.append(run.run_id))
+    monkeypatch.setattr("ftui.jobs.launch", lambda run, **_: started.append(run.run_id))
     return started
 
 
@@ -264,7 +264,7 @@ def test_actions_check_the_owner_and_explain_refusals(tmp_path, launched):
     refused = runs_view.act_on_run(jobs, "cancel", run.run_id, "ben")
     assert "belongs to ana" in refused and not run.cancel_requested()
     assert "cancel it before deleting" in runs_view.act_on_run(jobs, "delete", run.run_id, "ana")
-    assert "only failed or cancelled" in runs_view.act_on_run(jobs, "resume", run.run_id, None)
+    assert "it needs no resume" in runs_view.act_on_run(jobs, "resume", run.run_id, None)
     assert "no run with id" in runs_view.act_on_run(jobs, "cancel", "nope", None)
     assert "Asked" in runs_view.act_on_run(jobs, "cancel", run.run_id, "ana")
     assert run.cancel_requested()

@@ -9,6 +9,11 @@ exactly as far as it got. No gradio here: the tab module turns these values into
     history_frame(now.rows)                 # the history table
     compare_runs(jobs, [id, ...])           # overlaid loss curves and differing config keys
     act_on_run(jobs, "cancel", id, user)    # cancel / resume / delete, said in a sentence
+
+Run names, owners, model ids, dataset paths, ids typed into the run box and error messages are
+other users' text: what goes into Markdown passes through `markdown_literal` (a run named
+`![x](/logout)` must not log out every teammate who opens the Train tab); tables, dropdown
+labels, the error box and the log are plain-text components already.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import yaml
 
 from ftui.auth import User, can_act
 from ftui.jobs import JobError, Jobs
+from ftui.markup import markdown_literal
 from ftui.rundir import FINISHED, RunDir
 
 ACTIVE = ("queued", "running")
@@ -206,12 +212,15 @@ def read_run_view(row: dict[str, Any], run: RunDir) -> RunView:
 
 
 def run_header(row: dict[str, Any], step: int, total: int | None) -> str:
-    """Markdown: name and state, then what it trains and who started it."""
+    """Markdown: name and state, then what it trains and who started it (all user text
+    escaped, none in code spans, where a backtick could close the span)."""
+    text = {key: markdown_literal(row[key]) for key in ("name", "id", "method", "model", "owner")}
+    dataset = markdown_literal(row["dataset"])
     duration = format_duration(duration_of(row))
     return (
-        f"### {row['name']} — {state_text(row)}\n"
-        f"`{row['id']}` · {row['method']} on **{row['model']}** · data `{row['dataset']}` · "
-        f"started by {row['owner']} · {duration}"
+        f"### {text['name']} — {markdown_literal(state_text(row))}\n"
+        f"{text['id']} · {text['method']} on **{text['model']}** · data {dataset} · "
+        f"started by {text['owner']} · {duration}"
     )
 
 
@@ -370,12 +379,17 @@ def act_on_run(
     jobs: Jobs, action: str, run_id: str | None, user: User | str | None, team: bool = False
 ) -> str:
     """Cancel, resume or delete a run through the job queue; return a sentence saying what
-    happened (or why not). A named user may act on their own runs, an admin on any; with no
-    user, anything goes in local single-user mode and nothing in team mode."""
+    happened (or why not), Markdown-safe: the run box takes any text. A named user may act on
+    their own runs, an admin on any; with no user, anything goes in local single-user mode and
+    nothing in team mode."""
     if action not in ACTIONS:
-        return f"Unknown action {action!r}."
+        return f"Unknown action {markdown_literal(repr(action))}."
     if not run_id:
         return "Choose a run first."
+    return markdown_literal(_act(jobs, action, run_id, user, team))
+
+
+def _act(jobs: Jobs, action: str, run_id: str, user: User | str | None, team: bool) -> str:
     if isinstance(user, str):
         user = User(user)
     if user is None and team:
