@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ftui.config import ConfigError, FtuiConfig, load_config
+from ftui.config import FtuiConfig, load_config
 from ftui.estimate.gpus import find_gpu
 from ftui.estimate.plan import Estimate, estimate_run
 
@@ -31,8 +31,7 @@ def config_from_args(args: argparse.Namespace) -> FtuiConfig:
     for section, name, value in overrides:
         if value is not None:
             setattr(section, name, value)
-    if config.train.batch_size < 1 or config.data.max_length < 1:
-        raise ConfigError("--batch-size and --seq-len must be positive")
+    config.check()  # flags are set in place: check every bound again
     return config
 
 
