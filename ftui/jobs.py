@@ -114,6 +114,7 @@ class Jobs:
         `server_token`: whether the trainer may use the server's Hugging Face token (the CLI:
         yes; the web UI passes False). Data and model are pinned in runs/<id>/inputs.json.
         """
+        config.check_runnable()  # bounds, and no more processes than this machine's devices
         folder = Path(cwd or Path.cwd()).resolve()
         run = create_run_dir(config, self.workspace)
         write_inputs(run, fingerprint_inputs(config, folder))
@@ -375,6 +376,7 @@ def _check_resumable(row: dict[str, Any], run: RunDir) -> None:
         )
     try:
         config = run.read_config()
+        config.check_runnable()
         problems = changed_inputs(run, config, row["cwd"])
     except (OSError, ValueError) as exc:
         raise JobError(f"run {row['id']} cannot be resumed: {exc}") from exc

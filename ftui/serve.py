@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from ftui import hub_auth
 from ftui.auth import Access, access_from_env, private_dir
+from ftui.config import ConfigError
 from ftui.demo import DemoLimits
 from ftui.workspace import DEFAULT_MAX_UPLOAD_BYTES, Workspace
 
@@ -75,6 +76,18 @@ def forwarded_allow_ips() -> str:
     return os.environ.get("FTUI_FORWARDED_ALLOW_IPS", "127.0.0.1")
 
 
+def _confine_and_clean(workspace: Workspace) -> None:
+    """This process serves web callers: model paths confined, old temporary files removed."""
+    from ftui.housekeeping import start_cleaning
+    from ftui.models import allow_model_roots, web_model_roots
+
+    allow_model_roots(web_model_roots(workspace.root))
+    try:
+        start_cleaning(workspace)  # now, then hourly in a daemon thread
+    except ValueError as exc:  # a malformed FTUI_TEMP_MAX_AGE_HOURS
+        raise ConfigError(str(exc)) from exc
+
+
 def serve(
     host: str = "127.0.0.1",
     port: int = 7860,
@@ -82,6 +95,7 @@ def serve(
     auth_file: str | None = None,
 ) -> None:
     settings = server_settings(workspace_dir, auth_file, host)
+    _confine_and_clean(settings.workspace)
     from ftui.ui.app import build_app  # gradio is imported only now, after the env is set
     from ftui.web_login import SecurityHeaders, team_app
 
