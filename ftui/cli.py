@@ -95,7 +95,9 @@ def _add_users_parser(commands) -> None:
     listing = users.add_parser("list", help="list users and roles")
     for action, command in ((add, "add"), (remove, "remove"), (listing, "list")):
         action.add_argument("--workspace", default=None)
-        action.add_argument("--auth-file", default=None, help="default WORKSPACE/.private/users.json")
+        action.add_argument(
+            "--auth-file", default=None, help="default WORKSPACE/.private/users.json"
+        )
         action.set_defaults(handler=_users, action=command)
 
 
