@@ -27,6 +27,7 @@ import pandas as pd
 import yaml
 
 from ftui.auth import User, can_act
+from ftui.hub_auth import web_may_use_server_token
 from ftui.jobs import JobError, Jobs
 from ftui.markup import markdown_literal
 from ftui.rundir import FINISHED, RunDir
@@ -404,7 +405,7 @@ def _act(jobs: Jobs, action: str, run_id: str, user: User | str | None, team: bo
                 return f"Cancelled {run_id} before it started."
             return f"Asked {run_id} to stop: it saves what it has at the next step."
         if action == "resume":
-            jobs.resume(run_id)
+            jobs.resume(run_id, server_token=web_may_use_server_token())  # web: no HF_TOKEN
             return f"Resumed {run_id} from its last checkpoint ({state_text(jobs.get(run_id))})."
         jobs.delete(run_id)
         return f"Deleted {run_id} and its files."
