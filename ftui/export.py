@@ -10,13 +10,23 @@ The output folder must be inside the workspace (the caller resolves it through
 
 from __future__ import annotations
 
+import html
+import re
 import shutil
 import time
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from ftui.config import DEFAULT_MODEL
 from ftui.rundir import RunDir
 
+BUNDLED_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
+# CommonMark lets any ASCII punctuation be escaped; these are the ones that start markup
+# (& and < are HTML-escaped first, so their entities stay as they are).
+_MARKDOWN_PUNCTUATION = re.compile(r"[\\`*_{}\[\]()#+\-.!|~>=]")
 LATENCY_PROMPT = [{"role": "user", "content": "Describe what a help desk does in one sentence."}]
 
 
@@ -68,19 +78,42 @@ def _run_dtype_name(model_config: Any) -> str:
 
 
 def model_card(run: RunDir) -> str:
+    """The README.md of an export: YAML front matter, then the run described in Markdown.
+
+    The front matter is built by yaml.safe_dump and the run's name and description are
+    escaped, so no run name can add front-matter keys, Markdown or HTML to the card."""
     config = run.read_config()
     metrics = [m for m in run.read_metrics() if "eval_loss" in m]
     eval_line = f"Final eval loss: {metrics[-1]['eval_loss']:.4f}." if metrics else ""
-    base = config.model.name_or_path
-    base = "HuggingFaceTB/SmolLM2-135M-Instruct" if base == "default" else base
+    front = {"library_name": "transformers", "tags": ["ftui", config.method.name]}
+    base = _hub_base_model(config.model.name_or_path)
+    if base:
+        front = {"base_model": base, **front}
+    header = yaml.safe_dump(front, sort_keys=False, allow_unicode=True)
+    title = markdown_text(" ".join(config.name.split())) or "Fine-tuned model"
+    description = markdown_text(config.description)
     return (
-        f"---\nbase_model: {base}\nlibrary_name: transformers\ntags: [ftui, "
-        f"{config.method.name}]\n---\n\n# {config.name}\n\n{config.description}\n\n"
+        f"---\n{header}---\n\n# {title}\n\n{description}\n\n"
         f"Fine-tuned with ftui: method `{config.method.name}`, objective "
         f"`{config.method.objective}`, {config.train.epochs} epoch(s), learning rate "
         f"{config.train.learning_rate}. {eval_line}\n\nThe adapter is merged into the base "
         "weights, so the model loads with `AutoModelForCausalLM.from_pretrained`.\n"
     )
+
+
+def _hub_base_model(name_or_path: str) -> str | None:
+    """The base model's Hub id for the card; None for a local folder (its server path
+    stays on the server)."""
+    if name_or_path in ("", DEFAULT_MODEL):
+        return BUNDLED_HUB_ID
+    return name_or_path if _HUB_ID.fullmatch(name_or_path) and ".." not in name_or_path else None
+
+
+def markdown_text(text: str) -> str:
+    """User text shown as itself in Markdown: HTML escaped, Markdown punctuation
+    backslash-escaped, so it can open no heading, link, image, block or front matter."""
+    escaped = html.escape(text or "", quote=False)
+    return _MARKDOWN_PUNCTUATION.sub(r"\\\g<0>", escaped)
 
 
 def compare_latency(run: RunDir, merged_folder: Path, new_tokens: int = 32) -> dict[str, Any]:
@@ -140,16 +173,21 @@ def _seconds_per_token(model: Any, inputs: Any, loaded: Any, new_tokens: int) ->
 
 
 def push_to_hub(folder: Path, repo_id: str, token: str, private: bool = True) -> str:
-    """Upload the folder to a Hub model repo; errors never contain the token."""
-    from huggingface_hub import HfApi
+    """Upload the folder to a Hub model repo with exactly this token (never an implicit one);
+    errors never contain the token. Whose token it may be is the caller's decision
+    (ftui.hub_auth: the web uses the caller's own, the CLI the server's)."""
+    from huggingface_hub import HfApi, constants
 
     if not token:
-        raise ValueError("pushing needs a Hugging Face token: set HF_TOKEN or paste one")
+        raise ValueError(
+            "pushing needs a Hugging Face token with write access: paste one, or on the "
+            "command line set HF_TOKEN or run `hf auth login`"
+        )
     api = HfApi(token=token)
     try:
         api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
         api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="model")
     except Exception as exc:  # hub errors may echo request headers: scrub before showing
-        message = str(exc).replace(token, "***").splitlines()[0]
-        raise RuntimeError(f"push to {repo_id} failed: {message}") from None
-    return f"https://huggingface.co/{repo_id}"
+        lines = str(exc).replace(token, "***").splitlines() or [type(exc).__name__]
+        raise RuntimeError(f"push to {repo_id} failed: {lines[0]}") from None
+    return f"{constants.ENDPOINT}/{repo_id}"

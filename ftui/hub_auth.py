@@ -56,6 +56,18 @@ def trainer_environment(server_token: bool, env: Mapping[str, str] | None = None
     return child
 
 
+def server_token() -> str:
+    """The server owner's own token: $HF_TOKEN or $HUGGING_FACE_HUB_TOKEN, else the one saved
+    by `hf auth login`; empty when there is none. For the CLI, and for the web only where an
+    admin opted in (`push_token`)."""
+    token = next((os.environ[n] for n in TOKEN_VARIABLES if os.environ.get(n)), "")
+    if token:
+        return token
+    from huggingface_hub import get_token
+
+    return get_token() or ""
+
+
 def push_token(typed: str | None, oauth_token: str | None = None) -> str:
     """The token a web push uses: the one the caller typed, else their own OAuth token, else
     the server's only where an admin opted in; empty when there is none (the push is refused)."""
@@ -64,5 +76,5 @@ def push_token(typed: str | None, oauth_token: str | None = None) -> str:
     if oauth_token:
         return oauth_token
     if web_may_use_server_token():
-        return next((os.environ[n] for n in TOKEN_VARIABLES if os.environ.get(n)), "")
+        return server_token()
     return ""

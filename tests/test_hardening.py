@@ -192,10 +192,11 @@ def test_the_planted_token_appears_nowhere(trained):
 
             client = Client(url, verbose=False)
             answers = [client.predict(api_name="/list_runs"), client.view_api(print_info=False)]
-            for secret in ("", TOKEN):  # from $HF_TOKEN, and pasted into the form
-                with pytest.raises(Exception, match="push to me/model failed") as failed:
+            # An empty token box: refused, the server's $HF_TOKEN is not used; pasted: tried.
+            for secret, refusal in (("", "Paste a Hugging Face token"), (TOKEN, "push to me")):
+                with pytest.raises(Exception, match=refusal) as failed:
                     client.predict(
-                        None, "exports/merged", "me/model", secret, api_name="/push_click"
+                        run.run_id, "exports/merged", "me/model", secret, api_name="/push_click"
                     )
                 answers.append(str(failed.value))
             for victim in ("../../victim", "../runs"):
@@ -213,6 +214,49 @@ def test_the_planted_token_appears_nowhere(trained):
     assert not files_holding(workspace.root.parent, TOKEN)  # logs, config, metrics, exports...
     for name in ("train.log", "config.yaml", "metrics.jsonl", "status.json"):
         assert (run.path / name).is_file()
+
+
+# ------------------------------------------------------------------ the model card
+
+
+def test_a_run_name_cannot_inject_front_matter_or_markup_into_the_model_card(tmp_path):
+    from markdown_it import MarkdownIt
+
+    from ftui.export import model_card
+    from ftui.rundir import create_run_dir
+
+    config = FtuiConfig(
+        name="x\n---\nlicense: evil\n# Owned <script>alert(1)</script>",
+        description="![](/logout) [click](javascript:alert(1)) <img src=x onerror=alert(1)>\n"
+        "---\nlicense: evil\n\n# heading\n* item\n> quote\n`code` **bold** <!-- c -->",
+    )
+    card = model_card(create_run_dir(config, Workspace.open(tmp_path / "workspace")))
+    assert card.startswith("---\n")
+    front_text, body = card[len("---\n") :].split("\n---\n", 1)
+    assert yaml.safe_load(front_text) == {
+        "base_model": "HuggingFaceTB/SmolLM2-135M-Instruct",
+        "library_name": "transformers",
+        "tags": ["ftui", "lora"],
+    }
+    html = MarkdownIt("commonmark").render(body)
+    assert html.count("<h1>") == 1 and "<h2>" not in html  # only the card's own title
+    for markup in ("<img", "<a ", "<script", "<hr", "<ul", "<blockquote", "<code>code", "<strong"):
+        assert markup not in html, markup
+    assert "<!--" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "license: evil" in html  # still there, as plain text
+    assert "![](/logout)" in html.replace("\\", "")
+
+
+def test_a_local_or_odd_base_model_name_stays_off_the_card(tmp_path):
+    from ftui.export import model_card
+    from ftui.rundir import create_run_dir
+
+    workspace = Workspace.open(tmp_path / "workspace")
+    for base in ("/srv/models/secret-base", "org/model\nlicense: evil"):
+        card = model_card(
+            create_run_dir(FtuiConfig(model=ModelConfig(name_or_path=base)), workspace)
+        )
+        assert base not in card and "base_model" not in card and "license" not in card
 
 
 # ------------------------------------------------------------------ uploads

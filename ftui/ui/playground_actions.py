@@ -4,12 +4,14 @@ shape the results for the widgets. Bad input raises gr.Error with a plain messag
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
 import pandas as pd
 
-from ftui.auth import Access, PermissionDenied
+from ftui.auth import NAME_PATTERN, Access, PermissionDenied, User
+from ftui.demo import DemoLimits
 from ftui.evaluate.compare import (
     TITLES,
     VARIANTS,
@@ -17,11 +19,26 @@ from ftui.evaluate.compare import (
     prompt_from_text,
     shot_from_pair,
 )
+from ftui.hub_auth import push_token
 from ftui.jobs import JobError, Jobs
 from ftui.rundir import RunDir
 from ftui.workspace import PathOutsideWorkspace, Workspace
 
 CASES_SHOWN = 3
+DEMO_NO_EXPORT = (
+    "This public demo keeps every model on the server: merging and pushing to the Hub are "
+    "switched off here. To export a fine-tuned model, run ftui on your own machine "
+    "(`pip install ftui`, then `ftui serve`) or duplicate this Space with your own settings."
+)
+NO_TOKEN = (
+    "Paste a Hugging Face token with write access into the Hub token box "
+    "(https://huggingface.co/settings/tokens). It is used for this one push, never stored "
+    "or logged; this server does not push with its own token."
+)
+NO_TOKEN_HF = (
+    "Log in with Hugging Face (with permission to write repos), or paste a token with write "
+    "access into the Hub token box. It is used for this one push, never stored or logged."
+)
 
 
 def finished_runs(jobs: Jobs) -> list[tuple[str, str]]:
@@ -55,19 +72,65 @@ def require_owner(
     run_id: str,
     out: str,
     action: str,
-) -> None:
-    """Team mode: only the run's owner or an admin may merge or push it, and only into
-    exports/ (so nobody overwrites another person's run or upload). Raises gr.Error."""
-    if not access.team:
-        return
+) -> Path:
+    """May this caller merge or push this run into (from) `out`? Returns the export folder;
+    raises gr.Error saying why not.
+
+    Demo mode: never (nothing leaves a public demo). Where runs have owners: only the run's
+    owner or an admin, and only inside their own exports/<name>/ (an admin: anywhere in
+    exports/), so nobody overwrites or publishes another person's export or upload.
+    Local mode: the one user, anywhere in the workspace."""
+    if is_demo(access):
+        raise gr.Error(DEMO_NO_EXPORT)
+    if not access.checks_owners:
+        return _export_folder(workspace, out, run_id)
+    if not run_id:
+        raise gr.Error(f"Choose the fine-tuned run to {action} first.")
     try:
-        owner = jobs.get(run_id)["owner"] if run_id else ""
-        access.require_owner(request, owner, action, run_id)
+        owner = jobs.get(run_id)["owner"]
+        user = access.require_owner(request, owner, action, run_id)
     except (JobError, PermissionDenied) as exc:
         raise gr.Error(str(exc)) from None
+    folder = _export_folder(workspace, out, run_id)
+    allowed = own_exports(workspace, user)
+    if allowed not in folder.parents:
+        where = "exports/" if user.is_admin else f"exports/{user.name}/"
+        raise gr.Error(
+            f"{out}: exports go inside {where} on this server (e.g. {where}my-model), so "
+            "nobody overwrites another person's files."
+        )
+    return folder
+
+
+def is_demo(access: Access) -> bool:
+    """A public demo (FTUI_DEMO=1, or an Access in demo mode)."""
+    return access.mode == "demo" or DemoLimits.from_env().enabled
+
+
+def own_exports(workspace: Workspace, user: User) -> Path:
+    """The folder a user's exports go in: exports/<name>/ (an admin's: all of exports/)."""
     exports = workspace.root / "exports"
-    if exports not in _export_folder(workspace, out, run_id).parents:
-        raise gr.Error("In team mode exports go inside exports/ (e.g. exports/my-model).")
+    if user.is_admin:
+        return exports
+    if not NAME_PATTERN.match(user.name):  # a name that could not be a folder of its own
+        raise gr.Error(f"The user name {user.name!r} cannot name an export folder.")
+    return exports / user.name
+
+
+def default_export_folder(access: Access, request: Any) -> str:
+    """What the folder box starts with: exports/<you>/ where runs have owners."""
+    user = access.user(request) if access.checks_owners and not is_demo(access) else None
+    return f"exports/{user.name}/" if user and NAME_PATTERN.match(user.name) else "exports/"
+
+
+def caller_push_token(access: Access, typed: str | None, oauth: Any) -> str:
+    """The caller's own token for a push: typed, or their HF login's in hf mode; never the
+    server's unless an admin opted in (ftui.hub_auth). Raises gr.Error when there is none."""
+    own = getattr(oauth, "token", None) if access.mode == "hf" else None
+    token = push_token(typed, own)
+    if not token:
+        raise gr.Error(NO_TOKEN_HF if access.mode == "hf" else NO_TOKEN)
+    return token
 
 
 def run_defaults(jobs: Jobs, run_id: str | None) -> tuple[Any, ...]:
@@ -251,9 +314,8 @@ def merge(jobs: Jobs, workspace: Workspace, run_id: str, out: str) -> str:
     return text
 
 
-def push(
-    jobs: Jobs, workspace: Workspace, run_id: str, out: str, repo_id: str, token: str | None
-) -> str:
+def push(jobs: Jobs, workspace: Workspace, run_id: str, out: str, repo_id: str, token: str) -> str:
+    """Upload the merged folder with the caller's token (see caller_push_token)."""
     from ftui.export import push_to_hub
 
     if not repo_id or "/" not in repo_id:
@@ -262,15 +324,17 @@ def push(
     if not (folder / "config.json").is_file():
         raise gr.Error("Merge and save first: the push uploads the merged folder.")
     try:
-        url = push_to_hub(folder, repo_id, token or "")
+        url = push_to_hub(folder, repo_id, token)
     except (ValueError, RuntimeError) as exc:
         raise gr.Error(str(exc)) from None
     return f"Pushed to {url}"
 
 
-def _export_folder(workspace: Workspace, out: str, run_id: str):
+def _export_folder(workspace: Workspace, out: str, run_id: str | None) -> Path:
     name = (out or "exports/").strip()
     if name.endswith("/"):
+        if not run_id:
+            raise gr.Error("Choose a fine-tuned run, or name the folder (exports/my-model).")
         name += run_id
     try:
         return workspace.resolve(name)

@@ -3,7 +3,9 @@
 Lays out and wires only. The work happens in ftui.evaluate (one shared Comparison holds one
 copy of the base weights for all three columns), ftui.export (merge, Hub push) and
 ftui.evaluate.report (the downloadable HTML). Everything a user names — run ids, export
-folders — is checked on the server against the job index and the workspace.
+folders — is checked on the server against the job index and the workspace. A push goes out
+with the caller's own Hub token (typed, or their HF login in hf mode), never the server's
+unless an admin opted in (ftui.hub_auth); a public demo neither merges nor pushes.
 """
 
 from __future__ import annotations
@@ -83,23 +85,36 @@ def build_playground_tab(settings: ServerSettings) -> None:
     forgetting = gr.Markdown("", elem_id="pg-forgetting")
 
     gr.Markdown("## Export")
+    demo = actions.is_demo(settings.access)  # the server refuses anyway; say so up front
+    if demo:
+        gr.Markdown(actions.DEMO_NO_EXPORT, elem_id="pg-export-off")
     with gr.Row(equal_height=True):
-        folder = gr.Textbox(label="Folder in the workspace", value="exports/", scale=3)
-        merge = gr.Button("Merge and save (safetensors)", scale=1, elem_id="pg-merge")
+        folder = gr.Textbox(
+            label="Folder in the workspace", value="exports/", scale=3, elem_id="pg-folder"
+        )
+        merge = gr.Button(
+            "Merge and save (safetensors)", scale=1, elem_id="pg-merge", interactive=not demo
+        )
     with gr.Row(equal_height=True):
         repo = gr.Textbox(label="Hub repo id", placeholder="you/model-name", scale=2)
         token = gr.Textbox(
-            label="Hub token", type="password", scale=2,
-            info="Or set HF_TOKEN on the server. Used for this push only: never stored or logged.",
+            label="Hub token", type="password", scale=2, elem_id="pg-token",
+            info="Your own token with write access (huggingface.co/settings/tokens). Used for "
+            "this push only: never stored or logged. The server's token is not used.",
         )  # fmt: skip
-        push = gr.Button("Push to the Hub", scale=1)
+        push = gr.Button("Push to the Hub", scale=1, elem_id="pg-push", interactive=not demo)
     exported = gr.Markdown("", elem_id="pg-export")
 
     # ---------------------------------------------------------------- wiring
     def load_run(run_id):
         return actions.run_defaults(jobs, run_id)
 
-    refresh.click(lambda: gr.Dropdown(choices=actions.finished_runs(jobs)), None, run)
+    refresh.click(
+        lambda: gr.Dropdown(choices=actions.finished_runs(jobs)),
+        None,
+        run,
+        api_name="finished_runs",
+    )
     gr.on(None, lambda: gr.Dropdown(choices=actions.finished_runs(jobs)), None, run)
     run.change(load_run, run, [prompt, shots, max_new, limit])
 
@@ -130,13 +145,17 @@ def build_playground_tab(settings: ServerSettings) -> None:
         actions.require_owner(jobs, workspace, access, request, run_id, out, "merge")
         return actions.merge(jobs, workspace, run_id, out)
 
-    def push_click(run_id, out, repo_id, secret, request: gr.Request):
+    def push_click(run_id, out, repo_id, secret, request: gr.Request, oauth: gr.OAuthToken | None):
         actions.require_owner(jobs, workspace, access, request, run_id, out, "push")
-        token = secret or os.environ.get("HF_TOKEN")
-        return actions.push(jobs, workspace, run_id, out, repo_id, token)
+        hub_token = actions.caller_push_token(access, secret, oauth)
+        return actions.push(jobs, workspace, run_id, out, repo_id, hub_token)
+
+    def own_folder(request: gr.Request):
+        return actions.default_export_folder(access, request)
 
     merge.click(merge_click, [run, folder], exported, api_name="export")
     push.click(push_click, [run, folder, repo, token], exported)
+    gr.on(None, own_folder, None, folder, api_visibility="private", show_progress="hidden")
 
 
 def _write_report(jobs: Jobs, run_id: str, report: dict) -> str:
