@@ -17,6 +17,7 @@ import subprocess
 import sys
 import urllib.request
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -192,6 +193,7 @@ def test_the_planted_token_appears_nowhere(trained):
 
             client = Client(url, verbose=False)
             answers = [client.predict(api_name="/list_runs"), client.view_api(print_info=False)]
+            client.predict(api_name="/finished_runs")  # the run menu lists the run
             # An empty token box: refused, the server's $HF_TOKEN is not used; pasted: tried.
             for secret, refusal in (("", "Paste a Hugging Face token"), (TOKEN, "push to me")):
                 with pytest.raises(Exception, match=refusal) as failed:
@@ -214,6 +216,90 @@ def test_the_planted_token_appears_nowhere(trained):
     assert not files_holding(workspace.root.parent, TOKEN)  # logs, config, metrics, exports...
     for name in ("train.log", "config.yaml", "metrics.jsonl", "status.json"):
         assert (run.path / name).is_file()
+
+
+# ------------------------------------------------------------------ exports and pushes
+
+
+@pytest.fixture
+def alices_run(tmp_path, monkeypatch):
+    """A run owned by alice, queued without starting a process (the SQLite queue is real)."""
+    monkeypatch.setattr("ftui.jobs.launch", lambda run, **where: None)
+    monkeypatch.delenv("FTUI_DEMO", raising=False)
+    workspace = Workspace.open(tmp_path / "workspace")
+    jobs = Jobs(workspace)
+    config = load_config(REPO_ROOT / "presets" / "triage-lora.yaml")
+    return jobs, workspace, jobs.submit(config, owner="alice", cwd=REPO_ROOT).run_id
+
+
+def test_exports_go_under_the_callers_own_folder_in_team_mode(alices_run):
+    import gradio as gr
+
+    from ftui.auth import Access, UserFile
+    from ftui.ui.playground_actions import default_export_folder, require_owner
+
+    jobs, workspace, run_id = alices_run
+    team = Access("users", users=UserFile(workspace.root / "users.json"))
+    for name, role in (("alice", "user"), ("bob", "user"), ("root", "admin")):
+        team.users.add(name, f"{name}-password", role)
+    alice, bob, root = (SimpleNamespace(username=n) for n in ("alice", "bob", "root"))
+    exports = workspace.root / "exports"
+    assert default_export_folder(team, alice) == "exports/alice/"
+    assert require_owner(jobs, workspace, team, alice, run_id, "exports/alice/", "merge") == (
+        exports / "alice" / run_id
+    )
+    assert require_owner(jobs, workspace, team, root, run_id, "exports/x", "push") == exports / "x"
+    for request, out, message in [
+        (alice, "exports/bob/m", "exports go inside exports/alice/"),
+        (alice, "exports/alice/../bob/m", "exports go inside exports/alice/"),
+        (alice, "exports/m", "exports go inside exports/alice/"),
+        (alice, "exports/alice", "exports go inside exports/alice/"),
+        (bob, "exports/bob/m", "belongs to alice"),
+        (None, "exports/alice/m", "Log in first"),
+        (root, "uploads/m", "exports go inside exports/"),
+        (alice, "../../m", "outside the workspace"),
+    ]:
+        with pytest.raises(gr.Error, match=message):
+            require_owner(jobs, workspace, team, request, run_id, out, "merge")
+
+
+def test_demo_mode_never_merges_or_pushes(alices_run, monkeypatch):
+    import gradio as gr
+
+    from ftui.auth import Access
+    from ftui.ui.playground_actions import require_owner
+
+    jobs, workspace, run_id = alices_run
+    visitor = SimpleNamespace(username="visitor-abc")
+    for access in (Access("demo"), Access("local")):
+        monkeypatch.setenv("FTUI_DEMO", "1" if access.mode == "local" else "0")
+        for action in ("merge", "push"):
+            with pytest.raises(gr.Error, match="merging and pushing to the Hub are switched off"):
+                require_owner(jobs, workspace, access, visitor, run_id, "exports/m", action)
+    monkeypatch.delenv("FTUI_DEMO")
+    local = require_owner(jobs, workspace, Access(), None, run_id, "models/m", "merge")
+    assert local == workspace.root / "models" / "m"  # local mode: anywhere in the workspace
+
+
+def test_a_push_without_a_token_of_the_callers_own_is_refused(monkeypatch):
+    import gradio as gr
+
+    from ftui.auth import Access
+    from ftui.ui.playground_actions import caller_push_token
+
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    monkeypatch.delenv("FTUI_WEB_USES_SERVER_TOKEN", raising=False)
+    oauth = SimpleNamespace(token="hf_oauth_of_the_caller")
+    for access in (Access(), Access("users"), Access("hf")):
+        with pytest.raises(gr.Error, match="token with write access") as refused:
+            caller_push_token(access, " ", None)
+        assert TOKEN not in str(refused.value)
+        assert caller_push_token(access, "hf_typed", oauth) == "hf_typed"
+    assert caller_push_token(Access("hf"), "", oauth) == "hf_oauth_of_the_caller"
+    with pytest.raises(gr.Error):  # an OAuth token counts only in hf mode
+        caller_push_token(Access("users"), "", oauth)
+    monkeypatch.setenv("FTUI_WEB_USES_SERVER_TOKEN", "1")  # the admin's opt-in
+    assert caller_push_token(Access("users"), "", None) == TOKEN
 
 
 # ------------------------------------------------------------------ the model card
