@@ -10,7 +10,6 @@ The output folder must be inside the workspace (the caller resolves it through
 
 from __future__ import annotations
 
-import html
 import re
 import shutil
 import time
@@ -20,13 +19,11 @@ from typing import Any
 import yaml
 
 from ftui.config import DEFAULT_MODEL
+from ftui.markup import markdown_literal
 from ftui.rundir import RunDir
 
 BUNDLED_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
-# CommonMark lets any ASCII punctuation be escaped; these are the ones that start markup
-# (& and < are HTML-escaped first, so their entities stay as they are).
-_MARKDOWN_PUNCTUATION = re.compile(r"[\\`*_{}\[\]()#+\-.!|~>=]")
 LATENCY_PROMPT = [{"role": "user", "content": "Describe what a help desk does in one sentence."}]
 
 
@@ -90,8 +87,8 @@ def model_card(run: RunDir) -> str:
     if base:
         front = {"base_model": base, **front}
     header = yaml.safe_dump(front, sort_keys=False, allow_unicode=True)
-    title = markdown_text(" ".join(config.name.split())) or "Fine-tuned model"
-    description = markdown_text(config.description)
+    title = markdown_literal(" ".join(config.name.split())) or "Fine-tuned model"
+    description = markdown_literal(config.description)
     return (
         f"---\n{header}---\n\n# {title}\n\n{description}\n\n"
         f"Fine-tuned with ftui: method `{config.method.name}`, objective "
@@ -107,13 +104,6 @@ def _hub_base_model(name_or_path: str) -> str | None:
     if name_or_path in ("", DEFAULT_MODEL):
         return BUNDLED_HUB_ID
     return name_or_path if _HUB_ID.fullmatch(name_or_path) and ".." not in name_or_path else None
-
-
-def markdown_text(text: str) -> str:
-    """User text shown as itself in Markdown: HTML escaped, Markdown punctuation
-    backslash-escaped, so it can open no heading, link, image, block or front matter."""
-    escaped = html.escape(text or "", quote=False)
-    return _MARKDOWN_PUNCTUATION.sub(r"\\\g<0>", escaped)
 
 
 def compare_latency(run: RunDir, merged_folder: Path, new_tokens: int = 32) -> dict[str, Any]:
