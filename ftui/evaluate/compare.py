@@ -348,7 +348,8 @@ class ComparisonCache:
     Where it loads is ftui.device_lease's policy. On the GPU the cached comparison holds a
     lease; after `idle_seconds` without use (FTUI_GPU_LEASE_IDLE_SECONDS) it is unloaded, the
     GPU memory freed and the lease given back, and the queue starts any GPU run that waited.
-    While a run trains on the GPU it loads on the CPU, and `Comparison.note` says so.
+    While a run trains on the GPU it loads on the CPU (and stays there until the cache loads
+    again), and `Comparison.note` says so.
     """
 
     def __init__(self, idle_seconds: float | None = None) -> None:
