@@ -43,8 +43,9 @@ def workspace(tmp_path) -> Workspace:
 
 @pytest.fixture
 def confined(workspace):
-    """This process loads models only from the web roots of `workspace` (as `ftui serve`)."""
-    allow_model_roots(web_model_roots(workspace.root))
+    """This process loads models only from the web roots of `workspace` (as `ftui serve`),
+    with no admin folders (whatever $FTUI_MODEL_DIRS holds here)."""
+    allow_model_roots(web_model_roots(workspace.root, env={}))
     yield workspace
     allow_model_roots(None)
 
