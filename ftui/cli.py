@@ -331,8 +331,7 @@ def _eval(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ftui.evaluate.batch import evaluate_run
-    from ftui.evaluate.compare import Comparison
-    from ftui.evaluate.forgetting import forgetting_check
+    from ftui.evaluate.forgetting import forgetting_check_run
     from ftui.evaluate.report import report_html
     from ftui.evaluate.view import render_summary
     from ftui.jobs import JobError, Jobs
@@ -343,7 +342,7 @@ def _eval(args: argparse.Namespace) -> int:
         jobs.get(args.run)
         run = jobs.run_dir(args.run)
         report = evaluate_run(run, limit=args.limit)
-        forgetting = forgetting_check(Comparison.load(run)) if args.forgetting else None
+        forgetting = forgetting_check_run(run) if args.forgetting else None
     except (JobError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INVALID

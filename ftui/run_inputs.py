@@ -151,20 +151,17 @@ def _model_change(then: dict[str, Any], now: dict[str, Any]) -> str | None:
 
 def _data_fingerprint(name: str, cwd: Path) -> dict[str, Any]:
     path = cwd / Path(name).expanduser()
-    if not path.exists():
-        return {"path": name, "sha256": None}  # a Hub dataset id, or a file not there yet
+    if not name.strip() or not path.is_file():
+        return {"path": name, "sha256": None}  # none given, a Hub dataset id, or not there yet
     return {"path": str(path.resolve()), "sha256": _sha256(path)}
 
 
 def _sha256(path: Path) -> str:
-    """SHA-256 of a file, or of every file under a folder (names and contents)."""
+    """SHA-256 of a file's contents, read in chunks."""
     digest = hashlib.sha256()
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    for file in files:
-        digest.update(str(file.relative_to(path) if path.is_dir() else "").encode())
-        with file.open("rb") as handle:
-            while chunk := handle.read(CHUNK):
-                digest.update(chunk)
+    with path.open("rb") as handle:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
     return digest.hexdigest()
 
 
