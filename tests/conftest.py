@@ -148,6 +148,8 @@ def tiny_model_dir(tmp_path_factory, tokenizer) -> Path:
     )
     LlamaForCausalLM(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
+    # servers started later may load it: a web caller's model paths are confined
+    os.environ["FTUI_MODEL_DIRS"] = str(folder)
     return folder
 
 

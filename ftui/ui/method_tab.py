@@ -38,6 +38,7 @@ from ftui.estimate.view import (
     estimate_for_ui,
     objective_for_format,
 )
+from ftui.markup import markdown_literal
 from ftui.methods import METHODS
 from ftui.recommend import PERFORMANCE_HELP, PERFORMANCES, SPECIFICITIES, SPECIFICITY_HELP
 
@@ -422,11 +423,12 @@ def _recommend(model, resources, rows, specificity, performance, dataset):
 
 def selection_summary(dataset: dict, model: str) -> str:
     """One line per choice carried over from earlier tabs."""
-    model_line = f"**Model:** {model or 'default'}"
+    model_line = f"**Model:** {markdown_literal(model or 'default')}"
     if not dataset:
         return f"{model_line}\n\n**Dataset:** none yet — choose one in the Data tab."
     verdict = "ready" if dataset.get("ok") else "has errors, fix them in the Data tab"
     return (
-        f"{model_line}\n\n**Dataset:** {dataset['source']} — {dataset.get('format')}, "
+        f"{model_line}\n\n**Dataset:** {markdown_literal(dataset['source'])} — "
+        f"{markdown_literal(dataset.get('format'))}, "
         f"{dataset.get('rows')} rows ({verdict})"
     )

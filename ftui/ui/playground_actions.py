@@ -16,6 +16,7 @@ from ftui.evaluate.compare import (
     TITLES,
     VARIANTS,
     ComparisonCache,
+    GenerationError,
     prompt_from_text,
     shot_from_pair,
 )
@@ -174,12 +175,16 @@ def stream_three(
     for index, variant in enumerate(VARIANTS):
         stats[index] = "_answering..._"
         chat = compare.chat(prompt, variant, shots)
-        for answer in compare.stream(chat, variant, int(tokens), **decoding):
-            texts[index] = answer.text
-            yield (*texts, *stats)
+        try:
+            for answer in compare.stream(chat, variant, int(tokens), **decoding):
+                texts[index] = answer.text
+                yield (*texts, *stats)
+        except GenerationError as exc:
+            raise gr.Error(str(exc)) from None
+        note = f" — {compare.note}" if compare.note else ""  # e.g. moved to the CPU
         stats[index] = (
             f"{answer.seconds:.2f} s, {answer.new_tokens} tokens, "
-            f"{answer.tokens_per_second:.1f} tokens/s"
+            f"{answer.tokens_per_second:.1f} tokens/s{note}"
         )
         yield (*texts, *stats)
 
@@ -286,7 +291,10 @@ def report_page(jobs: Jobs, run_id: str, report: dict) -> str:
 def forgetting_markdown(jobs: Jobs, cache: ComparisonCache, run_id: str) -> str:
     from ftui.evaluate.forgetting import forgetting_check
 
-    check = forgetting_check(_comparison(cache, run_dir(jobs, run_id)))
+    try:
+        check = forgetting_check(_comparison(cache, run_dir(jobs, run_id)))
+    except GenerationError as exc:
+        raise gr.Error(str(exc)) from None
     ppl, right, total = check["perplexity"], check["correct"], check["total"]
     lines = [
         "| | general-text perplexity (lower is better) | general questions right |",

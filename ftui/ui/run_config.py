@@ -34,6 +34,7 @@ from ftui.config import (
 from ftui.demo import DemoLimits, check_run
 from ftui.hub_auth import web_may_use_server_token
 from ftui.jobs import JobError, Jobs
+from ftui.markup import markdown_literal
 from ftui.models import ModelLoadError, confine_model_source
 from ftui.rundir import mask_secrets
 from ftui.workspace import Workspace
@@ -210,10 +211,11 @@ def start_run(
         check_demo_limits(jobs, config, cwd)
         run = jobs.submit(config, owner=owner, cwd=cwd, server_token=web_may_use_server_token())
     except (ConfigError, JobError, ModelLoadError, OSError) as exc:
-        return f"**Cannot start:** {exc}", None
+        return f"**Cannot start:** {markdown_literal(exc)}", None
     row = next(r for r in jobs.list() if r["id"] == run.run_id)
     where = f"queued, #{row['position']} in line" if row["state"] == "queued" else row["state"]
-    return f"Started **{config.name}** as `{run.run_id}` ({where}).", run.run_id
+    name, run_id = markdown_literal(config.name), markdown_literal(run.run_id)
+    return f"Started **{name}** as {run_id} ({where}).", run.run_id
 
 
 def with_checked_model_path(config: FtuiConfig) -> FtuiConfig:
@@ -246,5 +248,5 @@ def preview_run(
         config, cwd = config_for_start(start_from, values, dataset, settings, presets_dir)
         path, text, command = save_for_cli(config, workspace, cwd)
     except (ConfigError, OSError) as exc:
-        return f"**Cannot preview:** {exc}", "", ""
+        return f"**Cannot preview:** {markdown_literal(exc)}", "", ""
     return f"Saved `{path}`: the command below runs the same training.", text, command
