@@ -103,8 +103,9 @@ def ftui_server(
             process.terminate()
             try:
                 process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
+            except subprocess.TimeoutExpired:  # open event streams can hold uvicorn up
                 process.kill()
+                process.wait(timeout=15)
 
 
 CHROMIUM = "/usr/bin/chromium"

@@ -32,7 +32,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT, SAMPLES, free_port, tiny_triage_config, wait_for_http
+from conftest import REPO_ROOT, SAMPLES, ftui_server, tiny_triage_config
 
 from ftui import hub_auth
 from ftui.jobs import Jobs
@@ -171,23 +171,18 @@ def hub_server(workspace: Workspace, hub: FakeHub, log: Path, page: str = "/", *
         HF_ENDPOINT=hub.url, HF_TOKEN=SERVER_TOKEN, HF_HUB_OFFLINE="0",
         HF_HOME=str(log.parent / "hf-home"), HF_HUB_ETAG_TIMEOUT="5", **extra,
     )  # fmt: skip
-    url = f"http://127.0.0.1:{free_port()}"
-    command = [sys.executable, "-m", "ftui", "serve", "--port", url.rsplit(":", 1)[1]]
-    with log.open("w") as out:
-        server = subprocess.Popen(
-            [*command, "--workspace", str(workspace.root)],
-            cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT, env=env,
-        )  # fmt: skip
-        try:
-            wait_for_http(url + page, timeout=120, process=server)
-            yield url
-        finally:
-            server.terminate()
-            try:
-                server.wait(timeout=15)
-            except subprocess.TimeoutExpired:  # open event streams can hold uvicorn up
-                server.kill()
-                server.wait(timeout=15)
+    with ftui_server(workspace.root, env, log, ready_path=page) as url:
+        yield url
+
+
+def push_with_typed_token(client, hub: FakeHub, run_id: str) -> str:
+    """Push with a typed token: the fake Hub sees that token and no other; then forget it."""
+    typed = push(client, run_id, TYPED_TOKEN)
+    assert "push to bob/model failed" in typed
+    authorizations = [r["headers"].get("authorization") for r in hub.pushes()]
+    assert authorizations == [f"Bearer {TYPED_TOKEN}"]
+    hub.clear()
+    return typed
 
 
 def client_for(url: str, cookie: str | None = None):
@@ -257,12 +252,7 @@ def test_local_mode_pushes_and_reads_without_the_servers_token(workspace, hub, t
         refused = [push(client, run_id, ""), raw_push(url, run_id, "")]
         assert "Paste a Hugging Face token" in refused[0] and "Paste a" in refused[1]
         assert hub.pushes() == []  # refused before any Hub call
-        typed = push(client, run_id, TYPED_TOKEN)
-        assert "push to bob/model failed" in typed
-        assert [r["headers"].get("authorization") for r in hub.pushes()] == [
-            f"Bearer {TYPED_TOKEN}"
-        ]
-        hub.clear()
+        typed = push_with_typed_token(client, hub, run_id)
         reads = hub_reads(client)
         assert hub.requests, "the Hub reads reached the fake Hub"
         assert any(HUB_DATASET in r["path"] for r in hub.requests)
@@ -306,12 +296,7 @@ def test_users_mode_pushes_with_the_callers_token_only(workspace, hub, tmp_path)
         refused = [push(client, run_id, ""), raw_push(url, run_id, "", cookie)]
         assert "Paste a Hugging Face token" in refused[0] and "Paste a" in refused[1]
         assert hub.pushes() == []
-        typed = push(client, run_id, TYPED_TOKEN)
-        assert "push to bob/model failed" in typed
-        assert [r["headers"].get("authorization") for r in hub.pushes()] == [
-            f"Bearer {TYPED_TOKEN}"
-        ]
-        hub.clear()
+        typed = push_with_typed_token(client, hub, run_id)
         reads = hub_reads(client)
         assert any(HUB_DATASET in r["path"] for r in hub.requests)
         assert any(HUB_MODEL in r["path"] for r in hub.requests)
