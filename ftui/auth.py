@@ -5,7 +5,7 @@ Four modes, chosen once at start (`access_from_env`):
 - `users`  — a users file (`ftui users add NAME`): salted scrypt hashes, roles `user`/`admin`,
              sessions in signed cookies (itsdangerous) whose key lives in the workspace's
              private folder, so a restart keeps everyone logged in; each session has an id
-             that logout revokes (see ftui/web_login.py for the pages);
+             that logout revokes (see ftui/web_login.py and ftui/web_pages.py);
 - `hf`     — only on a real Hugging Face Space with `hf_oauth: true`: gradio's HF login,
              admitted by an allow-list (`HfAllowList`); admins are the names in $FTUI_ADMINS;
 - `demo`   — FTUI_DEMO=1 without users or hf: anonymous visitors, each known by a signed

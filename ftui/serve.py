@@ -97,7 +97,8 @@ def serve(
     settings = server_settings(workspace_dir, auth_file, host)
     _confine_and_clean(settings.workspace)
     from ftui.ui.app import build_app  # gradio is imported only now, after the env is set
-    from ftui.web_login import SecurityHeaders, team_app
+    from ftui.web_guards import SecurityHeaders
+    from ftui.web_login import team_app
 
     app = build_app(settings)
     print(f"ftui: workspace {settings.workspace.root}", flush=True)

@@ -9,24 +9,22 @@ HF mode: gradio's OAuth routes (present because the header holds a gr.LoginButto
 `HfGate` reads gradio's session cookie itself, sends strangers to /login/huggingface and refuses
 accounts outside the allow-list (403, naming the account).
 
-Demo mode: `VisitorCookie` gives every browser a signed per-browser owner id, no login.
+Demo mode: `VisitorCookie` (ftui.web_guards) gives every browser a signed owner id, no login.
 
-In all three: `OriginGuard` refuses state-changing requests from another site (CSRF), and
-`SecurityHeaders` forbids framing by other sites and MIME sniffing. gradio's `auth_dependency`
-gives handlers the caller's name as `request.username`.
+In all three (ftui.web_guards): `OriginGuard` refuses state-changing requests from another
+site (CSRF), and `SecurityHeaders` forbids framing by other sites and MIME sniffing. gradio's
+`auth_dependency` gives handlers the caller's name as `request.username`. Pages: ftui.web_pages.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import html
 import json
 import os
 import time
 from collections import OrderedDict
 from typing import Any
-from urllib.parse import urlsplit
 
 import anyio
 import gradio as gr
@@ -39,15 +37,14 @@ from starlette.requests import HTTPConnection
 
 from ftui import auth
 from ftui.auth import SESSION_COOKIE, Access, RevokedSessions, Sessions, Visitors
+from ftui.web_guards import VISITOR_COOKIE, OriginGuard, SecurityHeaders, VisitorCookie
+from ftui.web_pages import login_page, logout_page, not_allowed_page, not_allowed_text
 
 PUBLIC_PATHS = ("/login", "/logout", "/favicon.ico")
 HF_PUBLIC_PATHS = ("/login/huggingface", "/login/callback", "/logout", "/favicon.ico")
-VISITOR_COOKIE = "ftui-visitor"
-VISITOR_SECONDS = 30 * 24 * 3600
 HF_SESSION_COOKIE, HF_SESSION_SECONDS = "session", 14 * 24 * 3600  # starlette's defaults
 MAX_FAILURES, MAX_CLIENT_FAILURES, FAILURE_WINDOW = 5, 30, 300.0
 MAX_THROTTLE_KEYS = 10_000
-UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
 
 def team_app(
@@ -85,90 +82,6 @@ def team_app(
     app.add_middleware(SecurityHeaders)
     options.setdefault("blocked_paths", [str(private)])
     return gr.mount_gradio_app(app, blocks, path="/", auth_dependency=dependency, **options)
-
-
-# ------------------------------------------------------------------------- every mode
-def frame_ancestors(env=None) -> str:
-    """Who may frame the app: itself, and huggingface.co on a Space (its page frames the app)."""
-    env = os.environ if env is None else env
-    return "'self' https://huggingface.co" if env.get("SPACE_ID") else "'self'"
-
-
-class SecurityHeaders:
-    """ASGI middleware: nosniff, framing only by ourselves (and the Space page), and no full
-    URLs in Referer to other sites — on every response."""
-
-    def __init__(self, app, ancestors: str | None = None) -> None:
-        self.app = app
-        self.headers = [
-            (b"x-content-type-options", b"nosniff"),
-            (
-                b"content-security-policy",
-                f"frame-ancestors {ancestors or frame_ancestors()}".encode(),
-            ),
-            (b"referrer-policy", b"same-origin"),
-        ]
-
-    async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-
-        async def send_with_headers(message) -> None:
-            if message["type"] == "http.response.start":
-                message = {**message, "headers": [*message.get("headers", []), *self.headers]}
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
-
-
-def _site(url: str) -> str | None:
-    """host[:port] of an http(s) URL, lower-case, default ports dropped; None for `null` etc."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return None
-    if parts.scheme not in ("http", "https", "ws", "wss") or not parts.netloc:
-        return None
-    return _host(parts.netloc)
-
-
-def _host(netloc: str) -> str:
-    netloc = netloc.strip().lower().rsplit("@", 1)[-1]
-    for default in (":80", ":443"):
-        netloc = netloc.removesuffix(default)
-    return netloc
-
-
-class OriginGuard:
-    """ASGI middleware against CSRF: a POST/PUT/PATCH/DELETE or websocket whose Origin (or,
-    lacking one, Referer) is another site gets 403. Requests with neither (gradio_client,
-    curl) pass here and still need a session. X-Forwarded-Host counts only where proxy headers
-    are trusted (a Space, reachable only through its proxy)."""
-
-    def __init__(self, app, trust_forwarded_host: bool = False) -> None:
-        self.app, self.trust_forwarded_host = app, trust_forwarded_host
-
-    async def __call__(self, scope, receive, send) -> None:
-        unsafe = scope["type"] == "websocket" or (
-            scope["type"] == "http" and scope["method"] in UNSAFE_METHODS
-        )
-        if not unsafe or self.same_site(Headers(scope=scope)):
-            return await self.app(scope, receive, send)
-        if scope["type"] == "websocket":
-            return await send({"type": "websocket.close", "code": 1008})
-        detail = "Refused: this request came from another site (its Origin is not this server)."
-        await JSONResponse({"detail": detail}, status_code=403)(scope, receive, send)
-
-    def same_site(self, headers: Headers) -> bool:
-        source = headers.get("origin")
-        if source is None:
-            source = headers.get("referer") or None
-        if source is None:
-            return True  # not a browser request made by another page
-        own = {_host(headers.get("host", ""))}
-        if self.trust_forwarded_host and headers.get("x-forwarded-host"):
-            own.add(_host(headers["x-forwarded-host"].split(",")[0]))
-        return _site(source) in own
 
 
 def _wants_page(scope: dict) -> bool:
@@ -355,15 +268,6 @@ class HfGate:
         await response(scope, receive, send)
 
 
-def not_allowed_text(account: str) -> str:
-    owner = os.environ.get("SPACE_AUTHOR_NAME") or "the Space's owner"
-    return (
-        f"The Hugging Face account {account} is not allowed on this server. Ask {owner} to add "
-        "it to FTUI_ALLOWED_USERS (or one of its organisations to FTUI_ALLOWED_ORGS) in the "
-        "Space's settings."
-    )
-
-
 def _add_hf_logout_routes(app: FastAPI, hf: HfSessions) -> None:
     @app.get("/logout")
     def logout_form(out: str = "") -> HTMLResponse:
@@ -377,97 +281,3 @@ def _add_hf_logout_routes(app: FastAPI, hf: HfSessions) -> None:
             HF_SESSION_COOKIE, path="/", secure=True, httponly=True, samesite="none"
         )
         return response
-
-
-# ------------------------------------------------------------------------- demo mode
-class VisitorCookie:
-    """ASGI middleware: every browser gets a signed per-browser owner id, made on its first
-    request and put into that same request, so its first API call already has an owner."""
-
-    def __init__(self, app, visitors: Visitors) -> None:
-        self.app, self.visitors = app, visitors
-
-    async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] not in ("http", "websocket"):
-            return await self.app(scope, receive, send)
-        if self.visitors.name(HTTPConnection(scope).cookies.get(VISITOR_COOKIE)):
-            return await self.app(scope, receive, send)
-        _, value = self.visitors.issue()
-        others = [
-            part.strip()
-            for name, header in scope["headers"] if name == b"cookie"
-            for part in header.decode("latin-1").split(";")
-            if part.strip() and not part.strip().startswith(VISITOR_COOKIE + "=")
-        ]  # fmt: skip
-        cookie = "; ".join([*others, f"{VISITOR_COOKIE}={value}"]).encode("latin-1")
-        headers = [(n, v) for n, v in scope["headers"] if n != b"cookie"] + [(b"cookie", cookie)]
-        secure = "; Secure" if scope.get("scheme") in ("https", "wss") else ""
-        set_cookie = (
-            f"{VISITOR_COOKIE}={value}; Max-Age={VISITOR_SECONDS}; Path=/; HttpOnly; "
-            f"SameSite=Lax{secure}"
-        ).encode()
-
-        async def send_with_cookie(message) -> None:
-            if message["type"] == "http.response.start":
-                message = {**message, "headers": [*message["headers"], (b"set-cookie", set_cookie)]}
-            await send(message)
-
-        await self.app({**scope, "headers": headers}, receive, send_with_cookie)
-
-
-# ------------------------------------------------------------------------- pages
-def _page(title: str, body: str) -> str:
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>ftui — {title}</title>
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<style>
-body {{ font-family: system-ui, sans-serif; display: grid; place-items: center;
-       min-height: 90vh; background: #fafafa; }}
-form, .box {{ background: white; padding: 2em; border: 1px solid #ddd; border-radius: 8px;
-       width: 18em; }}
-label {{ display: block; margin-top: 1em; }}
-input {{ width: 100%; padding: .5em; box-sizing: border-box; }}
-button {{ margin-top: 1.5em; width: 100%; padding: .6em; }}
-</style></head><body>
-{body}
-</body></html>"""
-
-
-def _note(note: str, error: bool = False) -> str:
-    colour = "#b00020" if error else "#444"
-    return f'<p id="login-note" style="color:{colour}">{html.escape(note)}</p>' if note else ""
-
-
-def login_page(note: str = "", error: bool = False) -> str:
-    return _page("log in", f"""<form method="post" action="/login">
-<h1>ftui</h1><p>This server is shared by a team: log in to continue.</p>{_note(note, error)}
-<label>User name <input name="username" id="username" autocomplete="username" required></label>
-<label>Password <input name="password" id="password" type="password"
-  autocomplete="current-password" required></label>
-<button type="submit" id="login-button">Log in</button>
-</form>""")  # fmt: skip
-
-
-def logout_page(done: bool = False, login_url: str = "/login") -> str:
-    if done:
-        return _page(
-            "logged out",
-            f"""<div class="box"><h1>ftui</h1>
-<p id="login-note">You are logged out.</p><p><a href="{login_url}">Log in again</a></p></div>""",
-        )
-    return _page("log out", """<form method="post" action="/logout">
-<h1>ftui</h1><p>Log out of ftui on this browser?</p>
-<button type="submit" id="logout-button">Log out</button>
-<p><a href="/">Back to ftui</a></p></form>""")  # fmt: skip
-
-
-def not_allowed_page(account: str, access: Access) -> str:
-    text = html.escape(not_allowed_text(account))
-    admits = html.escape(access.allowed.describe())
-    return _page(
-        "not allowed",
-        f"""<form method="post" action="/logout">
-<h1>ftui</h1><p id="login-note" style="color:#b00020">{text}</p>
-<p>This server admits {admits}.</p>
-<button type="submit" id="logout-button">Log out, to use another account</button></form>""",
-    )
