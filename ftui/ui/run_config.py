@@ -214,8 +214,8 @@ def start_run(
         return f"**Cannot start:** {markdown_literal(exc)}", None
     row = next(r for r in jobs.list() if r["id"] == run.run_id)
     where = f"queued, #{row['position']} in line" if row["state"] == "queued" else row["state"]
-    name, run_id = markdown_literal(config.name), markdown_literal(run.run_id)
-    return f"Started **{name}** as {run_id} ({where}).", run.run_id
+    # the id is made of [A-Za-z0-9_-] by new_run_id: safe inside a code span
+    return f"Started **{markdown_literal(config.name)}** as `{run.run_id}` ({where}).", run.run_id
 
 
 def with_checked_model_path(config: FtuiConfig) -> FtuiConfig:
