@@ -5,7 +5,7 @@ Four modes, chosen once at start (`access_from_env`):
 - `users`  — a users file (`ftui users add NAME`): salted scrypt hashes, roles `user`/`admin`,
              sessions in signed cookies (itsdangerous) whose key lives in the workspace's
              private folder, so a restart keeps everyone logged in; each session has an id
-             that logout revokes (see ftui/web_login.py and ftui/web_pages.py);
+             that logout revokes (ftui.sessions; pages in ftui/web_login.py, web_pages.py);
 - `hf`     — only on a real Hugging Face Space with `hf_oauth: true`: gradio's HF login,
              admitted by an allow-list (`HfAllowList`); admins are the names in $FTUI_ADMINS;
 - `demo`   — FTUI_DEMO=1 without users or hf: anonymous visitors, each known by a signed
@@ -27,14 +27,10 @@ import json
 import os
 import re
 import secrets
-import sqlite3
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
-
-from itsdangerous import BadData, URLSafeSerializer
 
 ROLES = ("user", "admin")
 USERS_FILE = "users.json"
@@ -186,109 +182,6 @@ def load_secret(path: Path) -> bytes:
     if not path.exists():
         _write_private(path, secrets.token_hex(32) + "\n")
     return bytes.fromhex(path.read_text(encoding="utf-8").strip())
-
-
-class RevokedSessions:
-    """Session ids ended by a logout, in SQLite; an entry is forgotten once its session would
-    have expired anyway, so the table stays small."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        with self._connect() as db:
-            db.execute("CREATE TABLE IF NOT EXISTS revoked (sid TEXT PRIMARY KEY, until REAL)")
-
-    def _connect(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.path, timeout=10, isolation_level=None)
-
-    def revoke(self, session_id: str, until: float) -> None:
-        with self._connect() as db:
-            db.execute("DELETE FROM revoked WHERE until < ?", (time.time(),))
-            db.execute("INSERT OR REPLACE INTO revoked VALUES (?, ?)", (session_id, until))
-
-    def __contains__(self, session_id: str) -> bool:
-        with self._connect() as db:
-            row = db.execute("SELECT 1 FROM revoked WHERE sid = ?", (session_id,)).fetchone()
-        return row is not None
-
-
-@dataclass(frozen=True)
-class Session:
-    """What a valid session cookie says: who, until when, and its id (for revocation)."""
-
-    user: User
-    session_id: str
-    expires: float
-
-
-class Sessions:
-    """Signed cookies (itsdangerous) holding {u: name, s: password stamp, sid, exp}. Valid
-    while the signature, the expiry, the user and their password (the stamp) all still hold
-    and the session id was not revoked by a logout."""
-
-    def __init__(
-        self,
-        users: UserFile,
-        secret: bytes,
-        lifetime: int = SESSION_SECONDS,
-        revoked: RevokedSessions | None = None,
-    ) -> None:
-        self.users, self.lifetime, self.revoked = users, lifetime, revoked
-        self.serializer = URLSafeSerializer(secret, salt="ftui-session")
-
-    def issue(self, user: User, now: float | None = None) -> str:
-        body = {"u": user.name, "s": self.users.stamp(user.name), "sid": secrets.token_hex(16)}
-        body["exp"] = int((now or time.time()) + self.lifetime)
-        return self.serializer.dumps(body)
-
-    def session(self, cookie: str | None, now: float | None = None) -> Session | None:
-        """The session a cookie proves, or None (any malformed or non-ASCII value too)."""
-        if not cookie or not cookie.isascii():
-            return None
-        try:
-            body = self.serializer.loads(cookie)
-            name, stamp, sid = str(body["u"]), str(body["s"]), str(body["sid"])
-            expires = float(body["exp"])
-        except (BadData, ValueError, KeyError, TypeError):
-            return None
-        if expires < (now or time.time()) or not hmac.compare_digest(stamp, self.users.stamp(name)):
-            return None
-        if self.revoked is not None and sid in self.revoked:
-            return None
-        user = self.users.get(name)
-        return Session(user, sid, expires) if user else None
-
-    def user(self, cookie: str | None, now: float | None = None) -> User | None:
-        session = self.session(cookie, now)
-        return session.user if session else None
-
-    def end(self, cookie: str | None) -> None:
-        """Logout: the cookie's session stops working, even if the cookie is replayed."""
-        session = self.session(cookie)
-        if session is not None and self.revoked is not None:
-            self.revoked.revoke(session.session_id, session.expires)
-
-
-class Visitors:
-    """Demo mode: a per-browser owner id in a signed cookie. A value that does not verify is
-    worth nothing: its holder gets a fresh id, never someone else's."""
-
-    def __init__(self, secret: bytes) -> None:
-        self.serializer = URLSafeSerializer(secret, salt="ftui-visitor")
-
-    def issue(self) -> tuple[str, str]:
-        """A new visitor: (owner name, cookie value)."""
-        visitor_id = secrets.token_hex(8)
-        return VISITOR_PREFIX + visitor_id, self.serializer.dumps(visitor_id)
-
-    def name(self, cookie: str | None) -> str | None:
-        if not cookie or not cookie.isascii():
-            return None
-        try:
-            visitor_id = self.serializer.loads(cookie)
-        except BadData:
-            return None
-        valid = isinstance(visitor_id, str) and re.fullmatch(r"[0-9a-f]{16}", visitor_id)
-        return VISITOR_PREFIX + visitor_id if valid else None
 
 
 # ------------------------------------------------------------------------- hf allow-list

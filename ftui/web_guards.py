@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from starlette.datastructures import Headers
 from starlette.requests import HTTPConnection
 
-from ftui.auth import Visitors
+from ftui.sessions import Visitors
 
 VISITOR_COOKIE = "ftui-visitor"
 VISITOR_SECONDS = 30 * 24 * 3600

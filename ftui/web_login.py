@@ -1,6 +1,6 @@
 """The web side of every mode but local: the gradio app mounted on FastAPI behind a gate.
 
-Users mode: a small /login form sets a signed, HttpOnly, SameSite=Lax cookie (ftui.auth.Sessions);
+Users mode: a small /login form sets a signed, HttpOnly, SameSite=Lax cookie (ftui.sessions);
 `RequireSession` in front of *every* route refuses requests without a valid one — pages are
 redirected to /login, everything else (API, queue, files, config) gets 401 — so no gradio route
 is left open by accident. Logout is a POST that revokes the session's id.
@@ -36,7 +36,8 @@ from starlette.datastructures import Headers
 from starlette.requests import HTTPConnection
 
 from ftui import auth
-from ftui.auth import SESSION_COOKIE, Access, RevokedSessions, Sessions, Visitors
+from ftui.auth import SESSION_COOKIE, Access
+from ftui.sessions import RevokedSessions, Sessions, Visitors
 from ftui.web_guards import VISITOR_COOKIE, OriginGuard, SecurityHeaders, VisitorCookie
 from ftui.web_pages import login_page, logout_page, not_allowed_page, not_allowed_text
 

@@ -14,9 +14,10 @@ import pytest
 from conftest import REPO_ROOT
 
 from ftui import auth
-from ftui.auth import Access, AuthError, Sessions, User, UserFile, access_from_env, can_act
+from ftui.auth import Access, AuthError, User, UserFile, access_from_env, can_act
 from ftui.config import load_config
 from ftui.jobs import Jobs
+from ftui.sessions import RevokedSessions, Sessions, Visitors
 from ftui.workspace import Workspace
 
 
@@ -81,22 +82,22 @@ def test_a_logged_out_session_stays_ended_across_restarts(tmp_path):
     users = UserFile(tmp_path / "users.json")
     users.add("alice", "alice-password")
     secret, revoked_path = auth.load_secret(tmp_path / ".session-key"), tmp_path / "sessions.db"
-    sessions = Sessions(users, secret, revoked=auth.RevokedSessions(revoked_path))
+    sessions = Sessions(users, secret, revoked=RevokedSessions(revoked_path))
     first, second = sessions.issue(User("alice")), sessions.issue(User("alice"))
     assert first != second and sessions.user(first) == User("alice")
     sessions.end(first)
     assert sessions.user(first) is None  # replaying the old cookie does not work
     assert sessions.user(second) == User("alice")  # another browser's session goes on
-    restarted = Sessions(users, secret, revoked=auth.RevokedSessions(revoked_path))
+    restarted = Sessions(users, secret, revoked=RevokedSessions(revoked_path))
     assert restarted.user(first) is None and restarted.user(second) == User("alice")
 
 
 def test_visitor_ids_are_signed_and_forgeries_worth_nothing(tmp_path):
-    visitors = auth.Visitors(auth.load_secret(tmp_path / ".session-key"))
+    visitors = Visitors(auth.load_secret(tmp_path / ".session-key"))
     name, cookie = visitors.issue()
     assert name.startswith(auth.VISITOR_PREFIX) and visitors.name(cookie) == name
     assert visitors.issue()[0] != name
-    other = auth.Visitors(b"another key")
+    other = Visitors(b"another key")
     assert other.name(cookie) is None
     forged = other.serializer.dumps(name.removeprefix(auth.VISITOR_PREFIX))
     assert visitors.name(forged) is None
