@@ -161,7 +161,8 @@ def test_the_playground_holds_the_gpu_while_cached_and_gives_it_back_when_idle(
 ):
     from transformers import AutoModelForCausalLM
 
-    from ftui.evaluate.compare import Comparison, ComparisonCache
+    from ftui.evaluate.cache import ComparisonCache
+    from ftui.evaluate.compare import Comparison
     from ftui.rundir import create_run_dir
 
     pretend_gpu(monkeypatch)

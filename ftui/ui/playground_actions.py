@@ -12,10 +12,10 @@ import pandas as pd
 
 from ftui.auth import NAME_PATTERN, Access, PermissionDenied, User
 from ftui.demo import DemoLimits
+from ftui.evaluate.cache import ComparisonCache
 from ftui.evaluate.compare import (
     TITLES,
     VARIANTS,
-    ComparisonCache,
     GenerationError,
     prompt_from_text,
     shot_from_pair,

@@ -17,7 +17,8 @@ from pathlib import Path
 import gradio as gr
 
 from ftui.config import EvalConfig, field_help
-from ftui.evaluate.compare import TITLES, VARIANTS, ComparisonCache
+from ftui.evaluate.cache import ComparisonCache
+from ftui.evaluate.compare import TITLES, VARIANTS
 from ftui.jobs import Jobs
 from ftui.serve import ServerSettings
 from ftui.ui import playground_actions as actions
