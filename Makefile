@@ -8,7 +8,7 @@ TORCH ?= torch==2.13.0
 export HF_HUB_DISABLE_TELEMETRY := 1
 export GRADIO_ANALYTICS_ENABLED := False
 
-.PHONY: setup run test lint browser bench clean
+.PHONY: setup run test test-fast test-soak lint browser bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,8 +34,17 @@ lint: $(STAMP)
 	# the Dockerfile is linted, not built: no Docker engine runs here (rules in .hadolint.yaml)
 	$(BIN)/hadolint Dockerfile
 
+# everything CI runs: unit, UI, browser and integration tests (the soak runs excepted)
 test: setup browser lint
-	HF_HUB_OFFLINE=1 $(BIN)/pytest -q
+	HF_HUB_OFFLINE=1 $(BIN)/pytest -q -m "not soak"
+
+# the unit tier: no weights loaded, nothing trained, no Python process or server started
+test-fast: setup lint
+	HF_HUB_OFFLINE=1 $(BIN)/pytest -q -m "not slow and not soak"
+
+# long fault and load runs (SIGKILLs and restarts mid-training, concurrent users)
+test-soak: setup browser
+	HF_HUB_OFFLINE=1 $(BIN)/pytest -q -m soak
 
 bench: setup
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/startup.py

@@ -207,6 +207,7 @@ def _users_cli(*args: str, password: str | None = None) -> subprocess.CompletedP
     )  # fmt: skip
 
 
+@pytest.mark.slow
 def test_users_cli_adds_lists_and_removes(tmp_path):
     workspace = str(tmp_path / "ws")
     added = _users_cli("add", "alice", "--workspace", workspace, password="alice-password")
@@ -308,6 +309,7 @@ print(json.dumps(out))
 """
 
 
+@pytest.mark.slow
 def test_hf_mode_redirects_to_the_hf_login_and_reads_the_oauth_session(tmp_path):
     """What a Space with `hf_oauth: true` sets; no call reaches huggingface.co."""
     env = {**os.environ, "SYSTEM": "spaces", "SPACE_ID": "me/ftui", "OAUTH_CLIENT_ID": "id",

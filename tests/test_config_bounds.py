@@ -233,12 +233,14 @@ def _ftui(*args: str, cwd=REPO_ROOT) -> subprocess.CompletedProcess:
     )  # fmt: skip
 
 
+@pytest.mark.slow
 def test_estimate_refuses_a_lora_rank_override_of_zero():
     result = _ftui("estimate", "--model", "default", "--method", "lora", "--lora-r", "0")
     assert result.returncode == 2, result.stdout + result.stderr
     assert "method.lora_r: 0 is out of range" in result.stderr
 
 
+@pytest.mark.slow
 def test_train_refuses_500_processes_and_queues_nothing(tmp_path):
     config = tmp_path / "big.yaml"
     config.write_text("train:\n  num_processes: 500\n", encoding="utf-8")

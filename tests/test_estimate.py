@@ -176,6 +176,7 @@ def run_cli(*args):
     )
 
 
+@pytest.mark.slow
 def test_cli_json_has_the_documented_keys_for_a_config_json_only_model(tmp_path):
     (tmp_path / "config.json").write_text(LLAMA2_7B.to_json_string())
     result = run_cli(
@@ -212,12 +213,14 @@ def test_cli_json_has_the_documented_keys_for_a_config_json_only_model(tmp_path)
     assert data["fits"]["L4 24GB"] is True
 
 
+@pytest.mark.slow
 def test_cli_reads_a_preset_and_prints_a_readable_summary():
     result = run_cli("presets/triage-lora.yaml", "--device", "cpu")
     assert result.returncode == 0, result.stderr
     assert "peak memory" in result.stdout and "trainable" in result.stdout
 
 
+@pytest.mark.slow
 def test_cli_explains_an_unreachable_model():
     result = run_cli("--model", "nobody-here/no-model", "--method", "lora")
     assert result.returncode == 2

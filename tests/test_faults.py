@@ -27,7 +27,7 @@ from ftui.rundir import RunDir
 from ftui.runner import is_alive, wait_for
 from ftui.workspace import Workspace
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.soak]  # minutes each: make test-soak
 
 TIMEOUT = 300
 KILLS = 5

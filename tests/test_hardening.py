@@ -61,6 +61,7 @@ def test_remote_code_is_off_and_weights_are_safetensors_by_default():
     assert kwargs["trust_remote_code"] is False and kwargs["use_safetensors"] is True
 
 
+@pytest.mark.slow
 def test_a_model_with_its_own_code_is_refused_without_the_switch(tmp_path, tiny_model_dir):
     folder = tmp_path / "custom-code"
     shutil.copytree(tiny_model_dir, folder)
@@ -73,6 +74,7 @@ def test_a_model_with_its_own_code_is_refused_without_the_switch(tmp_path, tiny_
     assert "trust_remote_code is switched on" in str(refused.value)
 
 
+@pytest.mark.slow
 def test_a_model_with_only_pickle_weights_is_refused(tmp_path, tiny_model_dir):
     import torch
     from safetensors.torch import load_file
@@ -103,6 +105,7 @@ def test_workspace_paths_refuse_traversal_absolute_paths_and_links_out(tmp_path)
     assert workspace.resolve("exports/model") == workspace.root / "exports" / "model"
 
 
+@pytest.mark.slow
 def test_run_ids_that_climb_out_are_refused_and_touch_nothing(tmp_path):
     workspace = Workspace.open(tmp_path / "workspace")
     victim = tmp_path / "victim"
@@ -139,6 +142,7 @@ def trained(tmp_path_factory, tiny_model_dir):
     return workspace, run
 
 
+@pytest.mark.slow
 def test_switching_remote_code_on_warns_in_the_run_log(trained):
     _, run = trained
     log = run.log_path.read_text()
@@ -146,6 +150,7 @@ def test_switching_remote_code_on_warns_in_the_run_log(trained):
     assert yaml.safe_load((run.path / "config.yaml").read_text())["model"]["trust_remote_code"]
 
 
+@pytest.mark.slow
 def test_export_outside_the_workspace_is_refused(trained, tmp_path):
     workspace, run = trained
     target = tmp_path / "stolen"
@@ -158,6 +163,7 @@ def test_export_outside_the_workspace_is_refused(trained, tmp_path):
     assert not target.exists()
 
 
+@pytest.mark.slow
 def test_the_planted_token_appears_nowhere(trained):
     workspace, run = trained
     env = {"HF_TOKEN": TOKEN}
@@ -348,6 +354,7 @@ def test_a_local_or_odd_base_model_name_stays_off_the_card(tmp_path):
 # ------------------------------------------------------------------ uploads
 
 
+@pytest.mark.slow
 def test_uploads_over_the_cap_or_of_the_wrong_type_are_refused(app_server, tmp_path):
     import httpx
     from gradio_client import Client, handle_file

@@ -379,6 +379,7 @@ def test_html_in_a_dataset_is_shown_as_text(settings):
 CLI_SAMPLE = ["empty", "utf16", "truncated-line", "zip-bomb", "exe", "preference-identical"]
 
 
+@pytest.mark.slow
 def test_the_cli_refuses_a_sample_with_exit_code_2(tmp_path):
     by_id = {case[0]: case for case in CASES}
     for case_id in CLI_SAMPLE:

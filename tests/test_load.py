@@ -12,7 +12,7 @@ import importlib.util
 import pytest
 from conftest import REPO_ROOT
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.soak]  # minutes each: make test-soak
 
 
 def _benchmark():

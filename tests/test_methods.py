@@ -97,6 +97,7 @@ def test_objectives_and_their_data_formats():
         compatible_formats("rlhf")
 
 
+@pytest.mark.slow
 def test_importing_the_catalog_and_counters_does_not_import_torch():
     code = (
         "import sys, ftui.methods, ftui.translate, ftui.params\n"
@@ -119,6 +120,7 @@ def test_adapter_is_the_identity_at_initialisation():
         BottleneckAdapter(16, 4, activation="gelu")
 
 
+@pytest.mark.slow
 def test_model_output_is_unchanged_at_initialisation_and_only_adapters_train():
     model = tiny_llama()
     tokens = torch.randint(0, 256, (2, 10))
@@ -143,6 +145,7 @@ def _randomise_adapters(model: torch.nn.Module) -> None:
                 param.normal_(std=0.5)
 
 
+@pytest.mark.slow
 def test_save_and_load_round_trip_restores_outputs(tmp_path):
     model = tiny_llama()
     add_bottleneck_adapters(model, size=8)
@@ -173,11 +176,13 @@ def test_save_and_load_round_trip_restores_outputs(tmp_path):
         load_bottleneck_adapters(tiny_llama(), folder, size=4)
 
 
+@pytest.mark.slow
 def test_loading_from_a_folder_without_adapters_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="not a bottleneck adapter folder"):
         load_bottleneck_adapters(tiny_llama(), tmp_path)
 
 
+@pytest.mark.slow
 def test_blocks_are_found_generically_or_refused_clearly():
     model = tiny_llama()
     assert find_decoder_blocks(model) == ("model.layers", model.model.layers)

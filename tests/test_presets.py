@@ -53,6 +53,7 @@ def test_preset_header_says_how_to_run_it(preset: Path):
     assert any(run.match(line) for line in header), f"{preset.name}: add a '# Run:' line"
 
 
+@pytest.mark.slow
 def test_samples_are_what_the_script_writes(tmp_path: Path):
     script = ROOT / "scripts" / "make_samples.py"
     subprocess.run([sys.executable, str(script), "--out", str(tmp_path)], check=True, cwd=ROOT)

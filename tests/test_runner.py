@@ -34,6 +34,7 @@ def test_trainer_command_for_one_process_torchrun_on_cpu_and_accelerate_on_gpus(
     assert "--multi_gpu" not in with_file
 
 
+@pytest.mark.slow
 def test_is_alive_sees_live_dead_and_zombie_processes():
     assert is_alive(os.getpid())
     assert not is_alive(None) and not is_alive(0)

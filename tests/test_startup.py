@@ -5,9 +5,12 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 HEAVY = ("torch", "transformers", "peft", "trl", "bitsandbytes", "datasets", "accelerate")
 
 
+@pytest.mark.slow
 def test_building_the_app_imports_no_heavy_library(tmp_path):
     code = (
         "import sys\n"
@@ -23,6 +26,7 @@ def test_building_the_app_imports_no_heavy_library(tmp_path):
     assert result.stdout.strip().splitlines()[-1] == "[]"
 
 
+@pytest.mark.slow
 def test_cli_help_lists_the_commands():
     result = subprocess.run(
         [sys.executable, "-m", "ftui", "--help"],
