@@ -15,12 +15,12 @@ from __future__ import annotations
 import ipaddress
 import os
 import sys
-from dataclasses import dataclass
 
 from ftui import hub_auth
-from ftui.auth import Access, access_from_env, private_dir
+from ftui.auth import access_from_env, private_dir
 from ftui.config import ConfigError
 from ftui.demo import DemoLimits
+from ftui.settings import ServerSettings
 from ftui.workspace import DEFAULT_MAX_UPLOAD_BYTES, Workspace
 
 EXPOSED_WARNING = (
@@ -29,14 +29,6 @@ EXPOSED_WARNING = (
     "(`ftui users add NAME`), use hf mode on a Space with OAuth, or demo mode (FTUI_DEMO=1) "
     "for a public demo; or bind to 127.0.0.1."
 )
-
-
-@dataclass(frozen=True)
-class ServerSettings:
-    workspace: Workspace
-    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
-    access: Access = Access()  # local single-user mode unless a users file or HF OAuth is on
-    exposed_warning: str = ""  # local mode on a network address: said at start and on the page
 
 
 def is_loopback(host: str) -> bool:
@@ -59,13 +51,14 @@ def server_settings(
     private_dir(workspace.root)  # moves an older ftui's users.json and key out of the root
     megabytes = os.environ.get("FTUI_MAX_UPLOAD_MB")
     limit = int(float(megabytes) * 1024 * 1024) if megabytes else DEFAULT_MAX_UPLOAD_BYTES
-    limit = DemoLimits.from_env().upload_limit(limit)  # FTUI_DEMO caps uploads lower
+    demo = DemoLimits.from_env()  # read once here; the tabs get it through the settings
+    limit = demo.upload_limit(limit)  # FTUI_DEMO caps uploads lower
     os.environ.setdefault("GRADIO_TEMP_DIR", str(workspace.root / ".gradio"))
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     exposed = access.mode == "local" and not is_loopback(host)
     warning = EXPOSED_WARNING.format(host=host) if exposed else ""
-    return ServerSettings(workspace, limit, access, warning)
+    return ServerSettings(workspace, limit, access, warning, demo)
 
 
 def forwarded_allow_ips() -> str:

@@ -278,7 +278,7 @@ import base64, hashlib, json, sys, time
 from fastapi.testclient import TestClient
 from itsdangerous import TimestampSigner
 from ftui.auth import access_from_env
-from ftui.serve import ServerSettings
+from ftui.settings import ServerSettings
 from ftui.ui.app import build_app
 from ftui.web_login import team_app
 from ftui.workspace import Workspace

@@ -14,9 +14,8 @@ import gradio as gr
 
 from ftui.auth import Access
 from ftui.config import ModelConfig, field_help
-from ftui.demo import DemoLimits
 from ftui.jobs import Jobs
-from ftui.serve import ServerSettings
+from ftui.settings import ServerSettings
 from ftui.ui.data_tab import build_data_tab
 from ftui.ui.method_tab import build_method_tab
 from ftui.ui.playground_tab import build_playground_tab
@@ -27,7 +26,7 @@ def build_app(settings: ServerSettings) -> gr.Blocks:
     jobs = Jobs(settings.workspace)
     jobs.refresh()
     with gr.Blocks(title="ftui — fine-tune open LLMs") as app:
-        if demo_banner := DemoLimits.from_env().banner():  # FTUI_DEMO: a public Space's caps
+        if demo_banner := settings.demo.banner():  # FTUI_DEMO: a public Space's caps
             gr.Markdown(demo_banner, elem_id="demo-banner")
         gr.Markdown("# ftui\nFine-tune an open LLM on your own data and see what it bought you.")
         if settings.exposed_warning:  # local mode on a network address, without logins
@@ -48,7 +47,7 @@ def build_app(settings: ServerSettings) -> gr.Blocks:
             with gr.Tab("Train", id="train"):
                 build_train_tab(settings, jobs, data_tab.dataset, method_tab.settings)
             with gr.Tab("Playground", id="playground"):
-                build_playground_tab(settings)
+                build_playground_tab(settings, jobs)
     return app
 
 

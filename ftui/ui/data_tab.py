@@ -27,7 +27,7 @@ from ftui.data.preview import (
     status_markdown,
 )
 from ftui.data.reading import SUPPORTED_EXTENSIONS
-from ftui.demo import DemoLimits, DemoRefusal, check_dataset_source
+from ftui.demo import DemoRefusal, check_dataset_source
 from ftui.markup import markdown_literal
 from ftui.models import (
     ModelLoadError,
@@ -35,13 +35,9 @@ from ftui.models import (
     load_tokenizer,
     prepare_bundled_model,
 )
-from ftui.serve import ServerSettings
+from ftui.presets import SAMPLES_DIR
+from ftui.settings import ServerSettings
 
-# presets/ sits beside the package in a checkout; installed copies point at it explicitly.
-PRESETS_DIR = Path(
-    os.environ.get("FTUI_PRESETS_DIR") or Path(__file__).resolve().parents[2] / "presets"
-)
-SAMPLES_DIR = PRESETS_DIR / "data"
 SAMPLES = {
     "Support-ticket triage (instruction, JSON out)": "triage/train.jsonl",
     "Product manual corpus (raw text, domain adaptation)": "domain/corpus.txt",
@@ -191,7 +187,7 @@ def _run_preview(settings, source, model, fmt, max_len, val_frac, mapped):
     if not Path(source).is_absolute() and in_workspace.exists():
         source = str(in_workspace)
     try:
-        check_dataset_source(source, DemoLimits.from_env())  # demo mode: no Hub downloads
+        check_dataset_source(source, settings.demo)  # demo mode: no Hub downloads
     except DemoRefusal as exc:
         return None, None, f"**Cannot load:** {markdown_literal(exc)}"
     tokenizer, note = None, ""

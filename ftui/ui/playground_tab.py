@@ -20,12 +20,11 @@ from ftui.config import EvalConfig, field_help
 from ftui.evaluate.cache import ComparisonCache
 from ftui.evaluate.compare import TITLES, VARIANTS
 from ftui.jobs import Jobs
-from ftui.serve import ServerSettings
+from ftui.settings import ServerSettings
 from ftui.ui import playground_actions as actions
 
 
-def build_playground_tab(settings: ServerSettings) -> None:
-    jobs = Jobs(settings.workspace)
+def build_playground_tab(settings: ServerSettings, jobs: Jobs) -> None:
     cache = ComparisonCache()
 
     gr.Markdown(

@@ -21,8 +21,8 @@ from gradio.events import Dependency
 from ftui.auth import Access
 from ftui.config import TrainConfig, field_help
 from ftui.jobs import Jobs
-from ftui.serve import ServerSettings
-from ftui.ui.data_tab import PRESETS_DIR
+from ftui.presets import PRESETS_DIR
+from ftui.settings import ServerSettings
 from ftui.ui.method_tab import selection_summary
 from ftui.ui.run_config import (
     CURRENT_SELECTION,
