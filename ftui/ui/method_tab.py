@@ -38,9 +38,9 @@ from ftui.estimate.view import (
     estimate_for_ui,
     objective_for_format,
 )
-from ftui.markup import markdown_literal
 from ftui.methods import METHODS
 from ftui.recommend import PERFORMANCE_HELP, PERFORMANCES, SPECIFICITIES, SPECIFICITY_HELP
+from ftui.ui.run_config import selection_summary
 
 DEFAULT_GPU = next(name for name in GPU_NAMES if name.startswith("H100"))
 EXAMPLE_ROWS = 1000  # until the Data tab gives the real number
@@ -419,16 +419,3 @@ def _recommend(model, resources, rows, specificity, performance, dataset):
     )
     settings = rec.settings if rec else None
     return text, settings, gr.update(interactive=rec is not None)
-
-
-def selection_summary(dataset: dict, model: str) -> str:
-    """One line per choice carried over from earlier tabs."""
-    model_line = f"**Model:** {markdown_literal(model or 'default')}"
-    if not dataset:
-        return f"{model_line}\n\n**Dataset:** none yet — choose one in the Data tab."
-    verdict = "ready" if dataset.get("ok") else "has errors, fix them in the Data tab"
-    return (
-        f"{model_line}\n\n**Dataset:** {markdown_literal(dataset['source'])} — "
-        f"{markdown_literal(dataset.get('format'))}, "
-        f"{dataset.get('rows')} rows ({verdict})"
-    )

@@ -250,3 +250,16 @@ def preview_run(
     except (ConfigError, OSError) as exc:
         return f"**Cannot preview:** {markdown_literal(exc)}", "", ""
     return f"Saved `{path}`: the command below runs the same training.", text, command
+
+
+def selection_summary(dataset: dict, model: str) -> str:
+    """One line per choice carried over from earlier tabs."""
+    model_line = f"**Model:** {markdown_literal(model or 'default')}"
+    if not dataset:
+        return f"{model_line}\n\n**Dataset:** none yet — choose one in the Data tab."
+    verdict = "ready" if dataset.get("ok") else "has errors, fix them in the Data tab"
+    return (
+        f"{model_line}\n\n**Dataset:** {markdown_literal(dataset['source'])} — "
+        f"{markdown_literal(dataset.get('format'))}, "
+        f"{dataset.get('rows')} rows ({verdict})"
+    )

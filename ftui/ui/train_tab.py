@@ -23,12 +23,12 @@ from ftui.config import TrainConfig, field_help
 from ftui.jobs import Jobs
 from ftui.presets import PRESETS_DIR
 from ftui.settings import ServerSettings
-from ftui.ui.method_tab import selection_summary
 from ftui.ui.run_config import (
     CURRENT_SELECTION,
     TRAIN_FIELDS,
     preset_names,
     preview_run,
+    selection_summary,
     start_run,
     start_values,
 )
