@@ -29,7 +29,7 @@ CASES_SHOWN = 3
 DEMO_NO_EXPORT = (
     "This public demo keeps every model on the server: merging and pushing to the Hub are "
     "switched off here. To export a fine-tuned model, run ftui on your own machine "
-    "(`pip install ftui`, then `ftui serve`) or duplicate this Space with your own settings."
+    "(`make run` in its repository) or duplicate this Space with FTUI_DEMO off."
 )
 NO_TOKEN = (
     "Paste a Hugging Face token with write access into the Hub token box "
