@@ -2,7 +2,7 @@
 
 import os
 
-from ftui.serve import serve
+from ftui.server.serve import serve
 
 if __name__ == "__main__":
     serve(

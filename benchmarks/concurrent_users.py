@@ -79,7 +79,7 @@ def tiny_model(folder: Path) -> Path:
 def start_job(workspace: Path, model: str):
     """Submit the triage preset with enough steps to outlast the measurement."""
     from ftui.config import load_config
-    from ftui.jobs import Jobs
+    from ftui.runs.jobs import Jobs
     from ftui.workspace import Workspace
 
     config = load_config(ROOT / "presets" / "triage-lora.yaml")
@@ -156,7 +156,7 @@ def stop_job(jobs, run, wait_seconds: float = 90.0) -> None:
     """Cancel the job and wait until its processes are gone; kill what outlasts the wait."""
     import signal
 
-    from ftui.runner import is_alive
+    from ftui.runs.runner import is_alive
 
     if run.read_status().get("state") in ("queued", "running"):
         jobs.cancel(run.run_id)

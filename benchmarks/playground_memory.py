@@ -65,7 +65,7 @@ def measure_base() -> int:
 
 def measure_three_way(run_path: str) -> int:
     from ftui.evaluate.compare import VARIANTS, Comparison
-    from ftui.rundir import RunDir
+    from ftui.runs.rundir import RunDir
 
     _import_libraries()
     floor = _peak_bytes()
@@ -81,7 +81,7 @@ def make_run(folder: Path) -> Path:
 
     from ftui.config import load_config
     from ftui.models import load_model
-    from ftui.rundir import RunDir
+    from ftui.runs.rundir import RunDir
     from ftui.translate import peft_config
 
     config = load_config(REPO / "presets" / "triage-lora.yaml")

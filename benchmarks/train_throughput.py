@@ -13,7 +13,7 @@ mixed lengths (support tickets, short answers, knowledge-base passages: 65-256 t
   and no padding, in TRL's two ways: best-fit packing into 256-token rows, or each batch
   flattened into one row (`padding_free`; TRL then wants max_length=None, harmless here as
   no row is longer than 256 tokens). ftui is compared with the faster of the two;
-- ftui: `ftui.train.build_trainer` with the live-metrics callback (`RunDirCallback`), whose
+- ftui: `ftui.runs.train.build_trainer` with the live-metrics callback (`RunDirCallback`), whose
   hooks are also timed directly;
 - ftui_no_callback: the same without the callback.
 
@@ -166,8 +166,8 @@ def build_plain_trainer(variant: str, data_path: Path, output_dir: Path) -> Any:
 def build_ftui_trainer(variant: str, data_path: Path, output_dir: Path) -> Any:
     """ftui's own path: the flagship preset's settings on the benchmark rows."""
     from ftui.config import load_config
-    from ftui.rundir import RunDir
-    from ftui.train import RunDirCallback, build_trainer
+    from ftui.runs.rundir import RunDir
+    from ftui.runs.train import RunDirCallback, build_trainer
 
     config = load_config(ROOT / "presets" / "triage-lora.yaml")
     config.data.path = str(data_path)
@@ -243,7 +243,7 @@ def run_variant(variant: str, data_path: Path) -> dict[str, Any]:
 
 def time_callback_hooks(trainer: Any) -> list[float]:
     """Wrap the live-metrics callback's hooks (if any) to add up the time they take."""
-    from ftui.train import RunDirCallback
+    from ftui.runs.train import RunDirCallback
 
     seconds: list[float] = []
     for callback in trainer.callback_handler.callbacks:

@@ -172,9 +172,9 @@ def _add_estimate_parser(commands) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from ftui.auth import AuthError
     from ftui.config import ConfigError
-    from ftui.serve import serve
+    from ftui.server.auth import AuthError
+    from ftui.server.serve import serve
 
     try:
         serve(args.host, args.port, workspace_dir=args.workspace, auth_file=args.auth_file)
@@ -187,7 +187,7 @@ def _serve(args: argparse.Namespace) -> int:
 def _users(args: argparse.Namespace) -> int:
     import getpass
 
-    from ftui.auth import AuthError, UserFile, users_file_path
+    from ftui.server.auth import AuthError, UserFile, users_file_path
     from ftui.workspace import Workspace
 
     users = UserFile(users_file_path(Workspace.open(args.workspace).root, args.auth_file))
@@ -258,13 +258,13 @@ def _train(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     if args.target and (Path(args.target) / "config.yaml").is_file():
-        from ftui.train import train_run_dir  # the trainer subprocess's side
+        from ftui.runs.train import train_run_dir  # the trainer subprocess's side
 
         return train_run_dir(args.target, resume=args.resume is True)
 
     from ftui.config import ConfigError, load_config
-    from ftui.jobs import JobError, Jobs
-    from ftui.runner import wait_for
+    from ftui.runs.jobs import JobError, Jobs
+    from ftui.runs.runner import wait_for
     from ftui.workspace import Workspace
 
     jobs = Jobs(Workspace.open(args.workspace))
@@ -291,7 +291,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _runs(args: argparse.Namespace) -> int:
-    from ftui.jobs import Jobs
+    from ftui.runs.jobs import Jobs
     from ftui.workspace import Workspace
 
     jobs = Jobs(Workspace.open(args.workspace))
@@ -311,7 +311,7 @@ def _runs(args: argparse.Namespace) -> int:
 
 
 def _run_action(args: argparse.Namespace) -> int:
-    from ftui.jobs import JobError, Jobs
+    from ftui.runs.jobs import JobError, Jobs
     from ftui.workspace import Workspace
 
     jobs = Jobs(Workspace.open(args.workspace))
@@ -334,7 +334,7 @@ def _eval(args: argparse.Namespace) -> int:
     from ftui.evaluate.forgetting import forgetting_check_run
     from ftui.evaluate.report import report_html
     from ftui.evaluate.view import render_summary
-    from ftui.jobs import JobError, Jobs
+    from ftui.runs.jobs import JobError, Jobs
     from ftui.workspace import Workspace
 
     jobs = Jobs(Workspace.open(args.workspace))
@@ -358,8 +358,8 @@ def _eval(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     from ftui.export import compare_latency, merge_run, push_to_hub
-    from ftui.hub_auth import server_token
-    from ftui.jobs import JobError, Jobs
+    from ftui.runs.jobs import JobError, Jobs
+    from ftui.server.hub_auth import server_token
     from ftui.workspace import PathOutsideWorkspace, Workspace
 
     workspace = Workspace.open(args.workspace)
@@ -384,12 +384,12 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _supervise(args: argparse.Namespace) -> int:
-    """The detached supervisor of one run (started by ftui.runner.launch)."""
+    """The detached supervisor of one run (started by ftui.runs.runner.launch)."""
     from pathlib import Path
 
-    from ftui.jobs import Jobs, device_key
-    from ftui.rundir import RunDir
-    from ftui.runner import supervise, trainer_command
+    from ftui.runs.jobs import Jobs, device_key
+    from ftui.runs.rundir import RunDir
+    from ftui.runs.runner import supervise, trainer_command
     from ftui.workspace import Workspace
 
     run = RunDir(Path(args.run_dir).resolve())

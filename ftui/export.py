@@ -20,7 +20,7 @@ import yaml
 
 from ftui.config import DEFAULT_MODEL
 from ftui.markup import markdown_literal
-from ftui.rundir import RunDir
+from ftui.runs.rundir import RunDir
 
 BUNDLED_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
@@ -29,7 +29,7 @@ LATENCY_PROMPT = [{"role": "user", "content": "Describe what a help desk does in
 
 def merge_run(run: RunDir, out: Path) -> Path:
     """Base + adapter merged into one model folder (safetensors, tokenizer, model card).
-    The merge runs on the device ftui.device_lease's policy picks (never a GPU that is
+    The merge runs on the device ftui.runs.device_lease's policy picks (never a GPU that is
     training); the saved dtype is the run's own either way."""
     output = run.output
     if output is None:
@@ -38,7 +38,7 @@ def merge_run(run: RunDir, out: Path) -> Path:
     if output == run.model:
         shutil.copytree(output, out, dirs_exist_ok=True)
     else:
-        from ftui.device_lease import place_work, workspace_of
+        from ftui.runs.device_lease import place_work, workspace_of
 
         model_config = run.read_config().model
         holder = f"merge {run.run_id}"
@@ -109,7 +109,7 @@ def _hub_base_model(name_or_path: str) -> str | None:
 def compare_latency(run: RunDir, merged_folder: Path, new_tokens: int = 32) -> dict[str, Any]:
     """Seconds per generated token: base + adapter (unmerged) against the merged model, on the
     device the lease policy picks; `device` and `device_note` say which and why."""
-    from ftui.device_lease import place_work, workspace_of
+    from ftui.runs.device_lease import place_work, workspace_of
 
     model_config = run.read_config().model
     holder = f"latency {run.run_id}"
@@ -165,7 +165,7 @@ def _seconds_per_token(model: Any, inputs: Any, loaded: Any, new_tokens: int) ->
 def push_to_hub(folder: Path, repo_id: str, token: str, private: bool = True) -> str:
     """Upload the folder to a Hub model repo with exactly this token (never an implicit one);
     errors never contain the token. Whose token it may be is the caller's decision
-    (ftui.hub_auth: the web uses the caller's own, the CLI the server's)."""
+    (ftui.server.hub_auth: the web uses the caller's own, the CLI the server's)."""
     from huggingface_hub import HfApi, constants
 
     if not token:

@@ -13,11 +13,11 @@ from types import SimpleNamespace
 import pytest
 from conftest import REPO_ROOT
 
-from ftui import auth
-from ftui.auth import Access, AuthError, User, UserFile, access_from_env, can_act
 from ftui.config import load_config
-from ftui.jobs import Jobs
-from ftui.sessions import RevokedSessions, Sessions, Visitors
+from ftui.runs.jobs import Jobs
+from ftui.server import auth
+from ftui.server.auth import Access, AuthError, User, UserFile, access_from_env, can_act
+from ftui.server.sessions import RevokedSessions, Sessions, Visitors
 from ftui.workspace import Workspace
 
 
@@ -231,7 +231,7 @@ def test_users_cli_adds_lists_and_removes(tmp_path):
 @pytest.fixture
 def queued(tmp_path, monkeypatch):
     """A run owned by alice, queued without starting a process (the SQLite queue is real)."""
-    monkeypatch.setattr("ftui.jobs.launch", lambda run, **where: None)
+    monkeypatch.setattr("ftui.runs.jobs.launch", lambda run, **where: None)
     jobs = Jobs(Workspace.open(tmp_path / "workspace"))
     config = load_config(REPO_ROOT / "presets" / "triage-lora.yaml")
     return jobs, jobs.submit(config, owner="alice", cwd=REPO_ROOT).run_id
@@ -277,10 +277,10 @@ HF_SCRIPT = """
 import base64, hashlib, json, sys, time
 from fastapi.testclient import TestClient
 from itsdangerous import TimestampSigner
-from ftui.auth import access_from_env
-from ftui.settings import ServerSettings
+from ftui.server.auth import access_from_env
+from ftui.server.settings import ServerSettings
 from ftui.ui.app import build_app
-from ftui.web_login import team_app
+from ftui.server.web_login import team_app
 from ftui.workspace import Workspace
 
 workspace = Workspace.open(sys.argv[1])
@@ -329,7 +329,7 @@ def test_hf_mode_redirects_to_the_hf_login_and_reads_the_oauth_session(tmp_path)
 
 
 def test_login_throttle_is_per_client_and_name_and_bounded(monkeypatch):
-    from ftui import web_login
+    from ftui.server import web_login
 
     clock = [1000.0]
     monkeypatch.setattr(web_login.time, "monotonic", lambda: clock[0])

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import CHROMIUM, CHROMIUM_FLAGS, REPO_ROOT, free_port, wait_for_http
 
-from ftui.auth import UserFile
+from ftui.server.auth import UserFile
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import pytest
 from conftest import REPO_ROOT, tiny_triage_config
 
-from ftui.jobs import Jobs
-from ftui.runner import wait_for
+from ftui.runs.jobs import Jobs
+from ftui.runs.runner import wait_for
 from ftui.workspace import Workspace
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

@@ -256,8 +256,8 @@ def test_train_refuses_500_processes_and_queues_nothing(tmp_path):
 
 @pytest.mark.slow
 def test_a_run_keeps_only_the_last_save_total_limit_checkpoints(tmp_path, tiny_model_dir):
-    from ftui.rundir import create_run_dir
-    from ftui.train import train_run_dir
+    from ftui.runs.rundir import create_run_dir
+    from ftui.runs.train import train_run_dir
     from ftui.workspace import Workspace
 
     config = tiny_triage_config(tmp_path, model=tiny_model_dir)

@@ -18,7 +18,8 @@ import pytest
 from conftest import REPO_ROOT, ftui_server
 
 from ftui.config import ConfigError, load_config
-from ftui.demo import (
+from ftui.runs.jobs import Jobs
+from ftui.server.demo import (
     DemoLimits,
     DemoRefusal,
     check_dataset_source,
@@ -26,7 +27,6 @@ from ftui.demo import (
     human_count,
     planned_steps,
 )
-from ftui.jobs import Jobs
 from ftui.ui.run_config import start_run, start_values
 from ftui.workspace import Workspace
 

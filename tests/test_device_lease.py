@@ -17,9 +17,9 @@ import time
 import pytest
 from conftest import REPO_ROOT, tiny_triage_config
 
-from ftui import device_lease
-from ftui.device_lease import DeviceBusy, lease_device, leased_devices, place, place_work
-from ftui.jobs import Jobs
+from ftui.runs import device_lease
+from ftui.runs.device_lease import DeviceBusy, lease_device, leased_devices, place, place_work
+from ftui.runs.jobs import Jobs
 from ftui.workspace import Workspace
 
 
@@ -38,7 +38,7 @@ def launched(monkeypatch):
         run.write_status("running", supervisor_pid=os.getpid(), heartbeat=time.time())
         return os.getpid()
 
-    monkeypatch.setattr("ftui.jobs.launch", record_launch)
+    monkeypatch.setattr("ftui.runs.jobs.launch", record_launch)
     return started
 
 
@@ -48,7 +48,7 @@ def jobs(workspace, launched):
 
 
 def submit_on(jobs: Jobs, device: str, monkeypatch, name: str = "lease-test") -> str:
-    monkeypatch.setattr("ftui.jobs.device_key", lambda config: device)
+    monkeypatch.setattr("ftui.runs.jobs.device_key", lambda config: device)
     data = jobs.workspace.root / "data"
     data.mkdir(exist_ok=True)
     config = tiny_triage_config(data)
@@ -119,7 +119,7 @@ def test_gpu_work_leases_the_gpu_and_cpu_work_takes_no_lease(workspace, jobs, mo
 @pytest.mark.slow  # starts a subprocess
 def test_the_lease_of_a_process_that_exited_does_not_count(jobs, workspace, launched, monkeypatch):
     holder = (
-        "import sys; from ftui.device_lease import DeviceLease; from ftui.workspace import "
+        "import sys; from ftui.runs.device_lease import DeviceLease; from ftui.workspace import "
         "Workspace; workspace = Workspace.open(sys.argv[1]); "
         "DeviceLease(workspace, 'cuda', 'cli eval', ttl=3600).acquire()"
     )
@@ -163,7 +163,7 @@ def test_the_playground_holds_the_gpu_while_cached_and_gives_it_back_when_idle(
 
     from ftui.evaluate.cache import ComparisonCache
     from ftui.evaluate.compare import Comparison
-    from ftui.rundir import create_run_dir
+    from ftui.runs.rundir import create_run_dir
 
     pretend_gpu(monkeypatch)
     devices_loaded_on: list[str] = []

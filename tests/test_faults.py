@@ -22,9 +22,9 @@ from pathlib import Path
 import pytest
 from conftest import REPO_ROOT, free_port, tiny_triage_config, wait_for_http, wait_until
 
-from ftui.jobs import Jobs
-from ftui.rundir import RunDir
-from ftui.runner import is_alive, wait_for
+from ftui.runs.jobs import Jobs
+from ftui.runs.rundir import RunDir
+from ftui.runs.runner import is_alive, wait_for
 from ftui.workspace import Workspace
 
 pytestmark = [pytest.mark.slow, pytest.mark.soak]  # minutes each: make test-soak

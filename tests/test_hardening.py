@@ -24,9 +24,9 @@ import yaml
 from conftest import REPO_ROOT, free_port, tiny_triage_config, wait_for_http
 
 from ftui.config import FtuiConfig, ModelConfig, load_config
-from ftui.jobs import JobError, Jobs
 from ftui.models import ModelLoadError, load_model
-from ftui.runner import wait_for
+from ftui.runs.jobs import JobError, Jobs
+from ftui.runs.runner import wait_for
 from ftui.translate import model_load_kwargs
 from ftui.workspace import PathOutsideWorkspace, Workspace
 
@@ -230,7 +230,7 @@ def test_the_planted_token_appears_nowhere(trained):
 @pytest.fixture
 def alices_run(tmp_path, monkeypatch):
     """A run owned by alice, queued without starting a process (the SQLite queue is real)."""
-    monkeypatch.setattr("ftui.jobs.launch", lambda run, **where: None)
+    monkeypatch.setattr("ftui.runs.jobs.launch", lambda run, **where: None)
     monkeypatch.delenv("FTUI_DEMO", raising=False)
     workspace = Workspace.open(tmp_path / "workspace")
     jobs = Jobs(workspace)
@@ -241,7 +241,7 @@ def alices_run(tmp_path, monkeypatch):
 def test_exports_go_under_the_callers_own_folder_in_team_mode(alices_run):
     import gradio as gr
 
-    from ftui.auth import Access, UserFile
+    from ftui.server.auth import Access, UserFile
     from ftui.ui.playground_actions import default_export_folder, require_owner
 
     jobs, workspace, run_id = alices_run
@@ -272,7 +272,7 @@ def test_exports_go_under_the_callers_own_folder_in_team_mode(alices_run):
 def test_demo_mode_never_merges_or_pushes(alices_run, monkeypatch):
     import gradio as gr
 
-    from ftui.auth import Access
+    from ftui.server.auth import Access
     from ftui.ui.playground_actions import require_owner
 
     jobs, workspace, run_id = alices_run
@@ -290,7 +290,7 @@ def test_demo_mode_never_merges_or_pushes(alices_run, monkeypatch):
 def test_a_push_without_a_token_of_the_callers_own_is_refused(monkeypatch):
     import gradio as gr
 
-    from ftui.auth import Access
+    from ftui.server.auth import Access
     from ftui.ui.playground_actions import caller_push_token
 
     monkeypatch.setenv("HF_TOKEN", TOKEN)
@@ -315,7 +315,7 @@ def test_a_run_name_cannot_inject_front_matter_or_markup_into_the_model_card(tmp
     from markdown_it import MarkdownIt
 
     from ftui.export import model_card
-    from ftui.rundir import create_run_dir
+    from ftui.runs.rundir import create_run_dir
 
     config = FtuiConfig(
         name="x\n---\nlicense: evil\n# Owned <script>alert(1)</script>",
@@ -341,7 +341,7 @@ def test_a_run_name_cannot_inject_front_matter_or_markup_into_the_model_card(tmp
 
 def test_a_local_or_odd_base_model_name_stays_off_the_card(tmp_path):
     from ftui.export import model_card
-    from ftui.rundir import create_run_dir
+    from ftui.runs.rundir import create_run_dir
 
     workspace = Workspace.open(tmp_path / "workspace")
     for base in ("/srv/models/secret-base", "org/model\nlicense: evil"):

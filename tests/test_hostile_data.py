@@ -24,7 +24,7 @@ import pytest
 from conftest import REPO_ROOT
 
 from ftui.data.preview import preview_page, status_markdown
-from ftui.settings import ServerSettings
+from ftui.server.settings import ServerSettings
 from ftui.ui.data_tab import _run_preview
 from ftui.workspace import Workspace
 

@@ -34,9 +34,9 @@ from pathlib import Path
 import pytest
 from conftest import REPO_ROOT, SAMPLES, ftui_server, tiny_triage_config
 
-from ftui import hub_auth
-from ftui.jobs import Jobs
-from ftui.runner import wait_for
+from ftui.runs.jobs import Jobs
+from ftui.runs.runner import wait_for
+from ftui.server import hub_auth
 from ftui.workspace import Workspace
 
 SERVER_TOKEN = "hf_plantedSERVERtoken0123456789abcdef"
@@ -80,8 +80,8 @@ def test_ftui_reads_hf_token_only_in_hub_auth_and_the_cli():
         for path in (REPO_ROOT / "ftui").rglob("*.py")
         if variable.search(path.read_text(encoding="utf-8"))
     }
-    assert readers <= {"ftui/hub_auth.py", "ftui/cli.py"}, readers
-    assert "ftui/hub_auth.py" in readers  # the check finds what it looks for
+    assert readers <= {"ftui/server/hub_auth.py", "ftui/cli.py"}, readers
+    assert "ftui/server/hub_auth.py" in readers  # the check finds what it looks for
 
 
 # ------------------------------------------------------------------ the fake Hub

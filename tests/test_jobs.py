@@ -17,10 +17,10 @@ import time
 import pytest
 from conftest import REPO_ROOT, tiny_triage_config, wait_until
 
-from ftui import jobs as jobs_module
-from ftui.jobs import JobError, Jobs
-from ftui.rundir import RunDir
-from ftui.runner import is_alive, wait_for
+from ftui.runs import jobs as jobs_module
+from ftui.runs.jobs import JobError, Jobs
+from ftui.runs.rundir import RunDir
+from ftui.runs.runner import is_alive, wait_for
 from ftui.workspace import Workspace
 
 TIMEOUT = 240

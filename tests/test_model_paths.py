@@ -18,7 +18,6 @@ from pathlib import Path
 import pytest
 from conftest import REPO_ROOT, SAMPLES, ftui_server
 
-from ftui.jobs import Jobs
 from ftui.models import (
     MODEL_DIRS_VARIABLE,
     ModelLoadError,
@@ -31,6 +30,7 @@ from ftui.models import (
     web_model_roots,
 )
 from ftui.params import load_architecture
+from ftui.runs.jobs import Jobs
 from ftui.workspace import Workspace
 
 OUTSIDE = ("/etc", "/root", "../../", "/etc/passwd", "/no/such/folder", "~", "a/../../../etc")
@@ -155,7 +155,7 @@ def test_the_model_box_of_a_real_server_is_confined(tmp_path, tiny_model_dir):
     from gradio_client import Client
 
     from ftui.models import prepare_bundled_model
-    from ftui.runner import wait_for
+    from ftui.runs.runner import wait_for
 
     prepare_bundled_model()
     workspace = Workspace.open(tmp_path / "workspace")

@@ -67,7 +67,7 @@ def test_the_run_header_and_action_messages_escape_user_text():
 
 
 def test_refusals_naming_a_typed_run_id_are_escaped(tmp_path):
-    from ftui.jobs import Jobs
+    from ftui.runs.jobs import Jobs
     from ftui.workspace import Workspace
 
     jobs = Jobs(Workspace.open(tmp_path / "workspace"))
@@ -89,13 +89,13 @@ def hostile_server(tmp_path, monkeypatch):
     trainer is launched: the server finds it dead and marks it failed), and a CSV whose file
     and column names are hostile."""
     from ftui.config import load_config
-    from ftui.jobs import Jobs
     from ftui.models import prepare_bundled_model
+    from ftui.runs.jobs import Jobs
     from ftui.workspace import Workspace
 
     prepare_bundled_model()
     workspace = tmp_path / "workspace"
-    monkeypatch.setattr("ftui.jobs.launch", lambda run, **_: None)
+    monkeypatch.setattr("ftui.runs.jobs.launch", lambda run, **_: None)
     config = load_config(REPO_ROOT / "presets" / "triage-lora.yaml")
     config.name = HOSTILE
     Jobs(Workspace.open(workspace)).submit(config, owner="![o](/logout)", cwd=REPO_ROOT)

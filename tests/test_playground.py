@@ -12,8 +12,8 @@ import pytest
 from conftest import REPO_ROOT
 
 from ftui.config import load_config
-from ftui.jobs import Jobs
-from ftui.runner import wait_for
+from ftui.runs.jobs import Jobs
+from ftui.runs.runner import wait_for
 from ftui.workspace import Workspace
 
 pytestmark = pytest.mark.slow

@@ -19,12 +19,12 @@ from pathlib import Path
 import pytest
 from conftest import wait_until
 
-from ftui import jobs as jobs_module
-from ftui import runner
 from ftui.config import FtuiConfig
-from ftui.jobs import JobError, Jobs
-from ftui.rundir import RunDir
-from ftui.runner import is_alive, process_start_time
+from ftui.runs import jobs as jobs_module
+from ftui.runs import runner
+from ftui.runs.jobs import JobError, Jobs
+from ftui.runs.rundir import RunDir
+from ftui.runs.runner import is_alive, process_start_time
 from ftui.workspace import Workspace
 
 
@@ -225,7 +225,7 @@ def test_disk_full_is_recognised_in_the_shapes_libraries_raise_it(tmp_path):
 def test_clean_workspace_removes_old_leftovers_and_nothing_a_run_needs(tmp_path):
     import os
 
-    from ftui.housekeeping import clean_workspace
+    from ftui.runs.housekeeping import clean_workspace
 
     workspace = Workspace.open(tmp_path / "workspace")
     root = workspace.root
@@ -272,7 +272,7 @@ def test_clean_workspace_removes_old_leftovers_and_nothing_a_run_needs(tmp_path)
 
 
 def test_the_clean_up_age_comes_from_the_environment():
-    from ftui.housekeeping import max_age_seconds
+    from ftui.runs.housekeeping import max_age_seconds
 
     assert max_age_seconds({}) == 24 * 3600
     assert max_age_seconds({"FTUI_TEMP_MAX_AGE_HOURS": "1.5"}) == 5400

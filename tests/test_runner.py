@@ -11,8 +11,8 @@ import sys
 import pytest
 
 from ftui.config import FtuiConfig, TrainConfig
-from ftui.rundir import RunDir
-from ftui.runner import _death_message, is_alive, trainer_command
+from ftui.runs.rundir import RunDir
+from ftui.runs.runner import _death_message, is_alive, trainer_command
 
 
 def test_trainer_command_for_one_process_torchrun_on_cpu_and_accelerate_on_gpus(tmp_path):
@@ -66,8 +66,8 @@ def test_death_message_names_the_signal_the_checkpoint_and_the_log(tmp_path):
 
 @pytest.mark.slow
 def test_out_of_memory_message_gives_the_estimators_fixes(tmp_path, monkeypatch):
-    from ftui import train
     from ftui.estimate import gpus
+    from ftui.runs import train
 
     t4 = next(gpu for gpu in gpus.CATALOG if gpu.name.startswith("T4"))
     monkeypatch.setattr(gpus, "local_gpu", lambda: t4)

@@ -12,8 +12,8 @@ import pytest
 from conftest import REPO_ROOT
 
 from ftui.config import load_config
-from ftui.jobs import Jobs
-from ftui.rundir import create_run_dir
+from ftui.runs.jobs import Jobs
+from ftui.runs.rundir import create_run_dir
 from ftui.ui import runs_view
 from ftui.ui.runs_view import (
     EVAL_SERIES,
@@ -227,7 +227,7 @@ def test_a_failed_run_folder_reads_back_with_curves_log_and_error(tmp_path):
 def launched(monkeypatch) -> list[str]:
     """Runs the queue would start; no process is launched (the queue itself is real)."""
     started: list[str] = []
-    monkeypatch.setattr("ftui.jobs.launch", lambda run, **_: started.append(run.run_id))
+    monkeypatch.setattr("ftui.runs.jobs.launch", lambda run, **_: started.append(run.run_id))
     return started
 
 

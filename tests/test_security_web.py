@@ -25,7 +25,7 @@ import pytest
 from conftest import REPO_ROOT, ftui_server
 from itsdangerous import TimestampSigner
 
-from ftui.auth import SESSION_COOKIE, UserFile
+from ftui.server.auth import SESSION_COOKIE, UserFile
 
 pytestmark = pytest.mark.slow
 

@@ -14,7 +14,7 @@ HEAVY = ("torch", "transformers", "peft", "trl", "bitsandbytes", "datasets", "ac
 def test_building_the_app_imports_no_heavy_library(tmp_path):
     code = (
         "import sys\n"
-        "from ftui.serve import server_settings\n"
+        "from ftui.server.serve import server_settings\n"
         f"settings = server_settings({str(tmp_path)!r})\n"
         "from ftui.ui.app import build_app\n"
         "build_app(settings)\n"

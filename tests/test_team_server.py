@@ -24,9 +24,9 @@ import pytest
 from conftest import REPO_ROOT, free_port, tiny_triage_config, wait_for_http, wait_until
 from itsdangerous import URLSafeSerializer
 
-from ftui.auth import SESSION_COOKIE, UserFile
 from ftui.config import save_config
-from ftui.jobs import Jobs
+from ftui.runs.jobs import Jobs
+from ftui.server.auth import SESSION_COOKIE, UserFile
 from ftui.workspace import Workspace
 
 pytestmark = pytest.mark.slow

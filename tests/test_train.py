@@ -15,9 +15,9 @@ from conftest import REPO_ROOT, tiny_triage_config
 
 from ftui.config import load_config, save_config
 from ftui.data.training_data import prompt_completion
-from ftui.jobs import Jobs
-from ftui.rundir import RunDir, mask_secrets
-from ftui.runner import wait_for
+from ftui.runs.jobs import Jobs
+from ftui.runs.rundir import RunDir, mask_secrets
+from ftui.runs.runner import wait_for
 from ftui.workspace import Workspace
 
 RUN_TIMEOUT = 300

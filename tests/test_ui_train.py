@@ -20,8 +20,8 @@ import pytest
 from conftest import REPO_ROOT, free_port, tiny_triage_config, wait_for_http, wait_until
 
 from ftui.config import save_config
-from ftui.rundir import RunDir
-from ftui.runner import is_alive
+from ftui.runs.rundir import RunDir
+from ftui.runs.runner import is_alive
 
 pytestmark = pytest.mark.slow
 

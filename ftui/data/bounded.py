@@ -9,7 +9,7 @@ the file stores it once), and a Hub id can name a dataset of billions of rows. S
   is passed: nothing over the cap is ever built.
 - `load_hub_rows` streams a Hub dataset (`datasets.load_dataset(..., streaming=True)`) and stops
   at the same caps. No token is passed: the web process's implicit token is switched off by
-  `ftui serve` (see ftui.hub_auth).
+  `ftui serve` (see ftui.server.hub_auth).
 
 The caps come from the environment (`ReadLimits.from_env`): FTUI_MAX_ROWS (default 1,000,000)
 and FTUI_MAX_DATA_MB, the memory one dataset may take once read (default 1024 MB).

@@ -6,7 +6,7 @@ Every variant answers every validation prompt greedily with the same settings; a
 scored against the reference with the task's metrics (ftui.evaluate.metrics) and each
 variant's perplexity of the reference answers is measured. The report keeps every example
 side by side, plus the best and worst cases of the fine-tuned model. The models load where
-ftui.device_lease's policy puts them (a GPU lease, or the CPU while a run trains on the GPU:
+ftui.runs.device_lease's policy puts them (a GPU lease, or the CPU while a run trains on the GPU:
 the report's `device_note` says so).
 """
 
@@ -20,7 +20,7 @@ from typing import Any
 
 from ftui.evaluate.compare import VARIANTS, Comparison, Messages
 from ftui.evaluate.metrics import METRICS, PRIMARY, mean_scores, score_answer, task_kind
-from ftui.rundir import RunDir
+from ftui.runs.rundir import RunDir
 
 BATCH = 8
 SHOWN_CASES = 3
@@ -31,7 +31,7 @@ def evaluate_run(
     run: RunDir, limit: int | None = None, progress: Progress | None = None
 ) -> dict[str, Any]:
     """Score every variant on the validation split; the device is leased for the duration."""
-    from ftui.device_lease import place_work, workspace_of
+    from ftui.runs.device_lease import place_work, workspace_of
 
     progress = progress or (lambda fraction, text: None)
     preference = run.read_config().model.device

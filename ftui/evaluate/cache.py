@@ -1,5 +1,5 @@
 """The Playground's shared comparison: one loaded run at a time for every browser session,
-placed by ftui.device_lease and given back when idle.
+placed by ftui.runs.device_lease and given back when idle.
 
     cache = ComparisonCache()
     compare = cache.get(run)     # loads (or reuses) base + adapter; renews its GPU lease
@@ -13,13 +13,13 @@ import time
 from typing import Any
 
 from ftui.evaluate.compare import Comparison
-from ftui.rundir import RunDir
+from ftui.runs.rundir import RunDir
 
 
 class ComparisonCache:
     """One loaded comparison at a time, shared by every browser session (one base copy).
 
-    Where it loads is ftui.device_lease's policy. On the GPU the cached comparison holds a
+    Where it loads is ftui.runs.device_lease's policy. On the GPU the cached comparison holds a
     lease; after `idle_seconds` without use (FTUI_GPU_LEASE_IDLE_SECONDS) it is unloaded, the
     GPU memory freed and the lease given back, and the queue starts any GPU run that waited.
     While a run trains on the GPU it loads on the CPU (and stays there until the cache loads
@@ -27,15 +27,15 @@ class ComparisonCache:
     """
 
     def __init__(self, idle_seconds: float | None = None) -> None:
-        from ftui.device_lease import EXPIRY_MARGIN_SECONDS
-        from ftui.device_lease import idle_seconds as default_idle_seconds
+        from ftui.runs.device_lease import EXPIRY_MARGIN_SECONDS
+        from ftui.runs.device_lease import idle_seconds as default_idle_seconds
 
         self.idle_seconds = default_idle_seconds() if idle_seconds is None else idle_seconds
         self._lease_ttl = self.idle_seconds + EXPIRY_MARGIN_SECONDS
         self._lock = threading.Lock()
         self._key: tuple[str, float] | None = None
         self._comparison: Comparison | None = None
-        self._placement: Any = None  # ftui.device_lease.Placement of the cached comparison
+        self._placement: Any = None  # ftui.runs.device_lease.Placement of the cached comparison
         self._timer: threading.Timer | None = None
 
     def get(self, run: RunDir) -> Comparison:
@@ -60,7 +60,7 @@ class ComparisonCache:
             self._unload()
 
     def _load(self, run: RunDir) -> Comparison:
-        from ftui.device_lease import place, workspace_of
+        from ftui.runs.device_lease import place, workspace_of
 
         preference = run.read_config().model.device
         holder = f"playground {run.run_id}"

@@ -13,7 +13,7 @@ and chat template the run was trained with.
 Generation never hangs its caller: a streamed answer that produces no new text for
 FTUI_GENERATION_TIMEOUT_SECONDS (default 120) is stopped, and a generation that fails ends
 the stream at once; both raise GenerationError with a readable message. Where the models
-load is decided by ftui.device_lease (a GPU lease, or the CPU while a run trains on the GPU).
+load is decided by ftui.runs.device_lease (a GPU lease, or the CPU while a run trains on the GPU).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ftui.config import FtuiConfig
-from ftui.rundir import RunDir
+from ftui.runs.rundir import RunDir
 
 VARIANTS = ("base", "few_shot", "fine_tuned")
 DEFAULT_GENERATION_TIMEOUT_SECONDS = 120.0
@@ -75,7 +75,7 @@ class Comparison:
     @classmethod
     def load(cls, run: RunDir, shots: int | None = None, device: str | None = None) -> Comparison:
         """The run's base model with its adapter (or its saved model), on `device` (default:
-        the run's device; callers in the web process pass the one ftui.device_lease picks)."""
+        the run's device; callers in the web process pass the one ftui.runs.device_lease picks)."""
         from ftui.heavy_imports import import_heavy_libraries
 
         import_heavy_libraries()

@@ -5,7 +5,7 @@ general text that no preset trains on. A rising perplexity or lost answers show 
 forgetting — the price of the task skill, which users should see next to the task scores.
 
     report = forgetting_check(compare)   # {"perplexity": {...}, "questions": [...], ...}
-    report = forgetting_check_run(run)   # loads the run where ftui.device_lease puts it
+    report = forgetting_check_run(run)   # loads the run where ftui.runs.device_lease puts it
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import math
 from typing import Any
 
 from ftui.evaluate.compare import Comparison
-from ftui.rundir import RunDir
+from ftui.runs.rundir import RunDir
 
 # Plain general-knowledge prose, written for ftui; no preset or sample dataset contains it.
 GENERAL_TEXT = [
@@ -69,7 +69,7 @@ def forgetting_check(compare: Comparison, max_new_tokens: int = 24) -> dict[str,
 def forgetting_check_run(run: RunDir, max_new_tokens: int = 24) -> dict[str, Any]:
     """The check on a run loaded for it alone (the CLI's path), on the device the lease policy
     picks; the report's `device_note` says when a GPU run made it use the CPU."""
-    from ftui.device_lease import place_work, workspace_of
+    from ftui.runs.device_lease import place_work, workspace_of
 
     preference = run.read_config().model.device
     with place_work(workspace_of(run.path), preference, f"forgetting {run.run_id}") as placement:

@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from ftui.evaluate.compare import TITLES, VARIANTS
-from ftui.rundir import RunDir
+from ftui.runs.rundir import RunDir
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 70rem; color: #222; }

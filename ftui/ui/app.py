@@ -12,10 +12,10 @@ import html
 
 import gradio as gr
 
-from ftui.auth import Access
 from ftui.config import ModelConfig, field_help
-from ftui.jobs import Jobs
-from ftui.settings import ServerSettings
+from ftui.runs.jobs import Jobs
+from ftui.server.auth import Access
+from ftui.server.settings import ServerSettings
 from ftui.ui.data_tab import build_data_tab
 from ftui.ui.method_tab import build_method_tab
 from ftui.ui.playground_tab import build_playground_tab

@@ -27,7 +27,6 @@ from ftui.data.preview import (
     status_markdown,
 )
 from ftui.data.reading import SUPPORTED_EXTENSIONS
-from ftui.demo import DemoRefusal, check_dataset_source
 from ftui.markup import markdown_literal
 from ftui.models import (
     ModelLoadError,
@@ -36,7 +35,8 @@ from ftui.models import (
     prepare_bundled_model,
 )
 from ftui.presets import SAMPLES_DIR
-from ftui.settings import ServerSettings
+from ftui.server.demo import DemoRefusal, check_dataset_source
+from ftui.server.settings import ServerSettings
 
 SAMPLES = {
     "Support-ticket triage (instruction, JSON out)": "triage/train.jsonl",

@@ -10,8 +10,6 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from ftui.auth import NAME_PATTERN, Access, PermissionDenied, User
-from ftui.demo import DemoLimits
 from ftui.evaluate.cache import ComparisonCache
 from ftui.evaluate.compare import (
     TITLES,
@@ -20,9 +18,11 @@ from ftui.evaluate.compare import (
     prompt_from_text,
     shot_from_pair,
 )
-from ftui.hub_auth import push_token
-from ftui.jobs import JobError, Jobs
-from ftui.rundir import RunDir
+from ftui.runs.jobs import JobError, Jobs
+from ftui.runs.rundir import RunDir
+from ftui.server.auth import NAME_PATTERN, Access, PermissionDenied, User
+from ftui.server.demo import DemoLimits
+from ftui.server.hub_auth import push_token
 from ftui.workspace import PathOutsideWorkspace, Workspace
 
 CASES_SHOWN = 3
@@ -126,7 +126,7 @@ def default_export_folder(access: Access, request: Any) -> str:
 
 def caller_push_token(access: Access, typed: str | None, oauth: Any) -> str:
     """The caller's own token for a push: typed, or their HF login's in hf mode; never the
-    server's unless an admin opted in (ftui.hub_auth). Raises gr.Error when there is none."""
+    server's unless an admin opted in (ftui.server.hub_auth). Raises gr.Error when there is none."""
     own = getattr(oauth, "token", None) if access.mode == "hf" else None
     token = push_token(typed, own)
     if not token:

@@ -5,7 +5,7 @@ copy of the base weights for all three columns), ftui.export (merge, Hub push) a
 ftui.evaluate.report (the downloadable HTML). Everything a user names — run ids, export
 folders — is checked on the server against the job index and the workspace. A push goes out
 with the caller's own Hub token (typed, or their HF login in hf mode), never the server's
-unless an admin opted in (ftui.hub_auth); a public demo neither merges nor pushes.
+unless an admin opted in (ftui.server.hub_auth); a public demo neither merges nor pushes.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ import gradio as gr
 from ftui.config import EvalConfig, field_help
 from ftui.evaluate.cache import ComparisonCache
 from ftui.evaluate.compare import TITLES, VARIANTS
-from ftui.jobs import Jobs
-from ftui.settings import ServerSettings
+from ftui.runs.jobs import Jobs
+from ftui.server.settings import ServerSettings
 from ftui.ui import playground_actions as actions
 
 

@@ -31,12 +31,12 @@ from ftui.config import (
     field_choices,
     load_config,
 )
-from ftui.demo import DemoLimits, check_run
-from ftui.hub_auth import web_may_use_server_token
-from ftui.jobs import JobError, Jobs
 from ftui.markup import markdown_literal
 from ftui.models import ModelLoadError, confine_model_source
-from ftui.rundir import mask_secrets
+from ftui.runs.jobs import JobError, Jobs
+from ftui.runs.rundir import mask_secrets
+from ftui.server.demo import DemoLimits, check_run
+from ftui.server.hub_auth import web_may_use_server_token
 from ftui.workspace import Workspace
 
 CURRENT_SELECTION = "Current selection"
@@ -204,7 +204,7 @@ def start_run(
     """Check the config and queue the run: (a sentence for the user, the run id or None).
 
     The run's model path is confined like every model path a web caller names, and its
-    trainer gets the server's Hub token only where an admin opted in (ftui.hub_auth)."""
+    trainer gets the server's Hub token only where an admin opted in (ftui.server.hub_auth)."""
     try:
         config, cwd = config_for_start(start_from, values, dataset, settings, presets_dir)
         config = with_checked_model_path(config)
@@ -228,7 +228,7 @@ def with_checked_model_path(config: FtuiConfig) -> FtuiConfig:
 
 
 def check_demo_limits(jobs: Jobs, config: FtuiConfig, cwd: Path) -> None:
-    """In demo mode (FTUI_DEMO=1), refuse a run over the public demo's caps (ftui.demo)."""
+    """In demo mode (FTUI_DEMO=1), refuse a run over the public demo's caps (ftui.server.demo)."""
     limits = DemoLimits.from_env()
     if limits.enabled:
         active = sum(row["state"] in ("queued", "running") for row in jobs.list())

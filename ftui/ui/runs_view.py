@@ -26,11 +26,11 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from ftui.auth import User, can_act
-from ftui.hub_auth import web_may_use_server_token
-from ftui.jobs import JobError, Jobs
 from ftui.markup import markdown_literal
-from ftui.rundir import FINISHED, RunDir
+from ftui.runs.jobs import JobError, Jobs
+from ftui.runs.rundir import FINISHED, RunDir
+from ftui.server.auth import User, can_act
+from ftui.server.hub_auth import web_may_use_server_token
 
 ACTIVE = ("queued", "running")
 LOG_LINES = 20

@@ -2,7 +2,7 @@
 
 Layout and wiring only. New runs' configs come from `ftui.ui.run_config`, everything shown
 about a run from `ftui.ui.runs_view` (read from its folder, so a reload shows all of it), and
-every action goes through `ftui.jobs.Jobs` on the server; the browser only names a run id.
+every action goes through `ftui.runs.jobs.Jobs` on the server; the browser only names a run id.
 
 A gr.Timer polls every ACTIVE_SECONDS while any run is queued or running and every
 IDLE_SECONDS otherwise. Each tick also refreshes the queue (dead runs are marked failed,
@@ -18,11 +18,11 @@ from typing import Any
 import gradio as gr
 from gradio.events import Dependency
 
-from ftui.auth import Access
 from ftui.config import TrainConfig, field_help
-from ftui.jobs import Jobs
 from ftui.presets import PRESETS_DIR
-from ftui.settings import ServerSettings
+from ftui.runs.jobs import Jobs
+from ftui.server.auth import Access
+from ftui.server.settings import ServerSettings
 from ftui.ui.run_config import (
     CURRENT_SELECTION,
     TRAIN_FIELDS,

@@ -1,7 +1,7 @@
 """Signed cookies that say who a web caller is: logged-in sessions (users mode), the revoked
 session ids that logout leaves behind, and demo mode's anonymous visitors.
 
-Cookies are signed with itsdangerous and the workspace's key (`ftui.auth.load_secret`), so they
+Cookies are signed with itsdangerous and the workspace's key (`auth.load_secret`), so they
 survive restarts. A value that does not verify is worth nothing: no session, or a fresh visitor.
 
     sessions = Sessions(UserFile(path), secret, revoked=RevokedSessions(db_path))
@@ -20,7 +20,7 @@ from pathlib import Path
 
 from itsdangerous import BadData, URLSafeSerializer
 
-from ftui.auth import SESSION_SECONDS, VISITOR_PREFIX, User, UserFile
+from ftui.server.auth import SESSION_SECONDS, VISITOR_PREFIX, User, UserFile
 
 
 class RevokedSessions:

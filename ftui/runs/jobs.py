@@ -32,11 +32,10 @@ from pathlib import Path
 from typing import Any
 
 from ftui.config import FtuiConfig
-from ftui.device_lease import leased_devices
-from ftui.hub_auth import trainer_environment
-from ftui.run_inputs import changed_inputs, fingerprint_inputs, write_inputs
-from ftui.rundir import FINISHED, RunDir, create_run_dir
-from ftui.runner import (
+from ftui.runs.device_lease import leased_devices
+from ftui.runs.run_inputs import changed_inputs, fingerprint_inputs, write_inputs
+from ftui.runs.rundir import FINISHED, RunDir, create_run_dir
+from ftui.runs.runner import (
     LaunchError,
     disk_full_message,
     launch,
@@ -44,6 +43,7 @@ from ftui.runner import (
     processes_gone,
     request_cancel,
 )
+from ftui.server.hub_auth import trainer_environment
 from ftui.workspace import Workspace
 
 DATABASE = "ftui.db"

@@ -45,7 +45,7 @@ import psutil
 
 from ftui.workspace import Workspace
 
-DATABASE = "ftui.db"  # the job queue's database (ftui.jobs.DATABASE)
+DATABASE = "ftui.db"  # the job queue's database (ftui.runs.jobs.DATABASE)
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS leases (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -202,7 +202,7 @@ class DeviceLease:
             db.execute("DELETE FROM leases WHERE id=?", (self.lease_id,))
         self.lease_id = None
         if dispatch:
-            from ftui.jobs import Jobs
+            from ftui.runs.jobs import Jobs
 
             Jobs(self.workspace).dispatch()
 

@@ -1,4 +1,4 @@
-"""What a running server knows about itself, made once by `ftui.serve.server_settings` and
+"""What a running server knows about itself, made once by `ftui.server.serve.server_settings` and
 passed down to every tab: the workspace, the upload cap, who may log in (`Access`), the public
 demo's caps, and the warning a server exposed without logins shows.
 """
@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ftui.auth import Access
-from ftui.demo import DemoLimits
+from ftui.server.auth import Access
+from ftui.server.demo import DemoLimits
 from ftui.workspace import DEFAULT_MAX_UPLOAD_BYTES, Workspace
 
 

@@ -1,6 +1,6 @@
 """The web side of every mode but local: the gradio app mounted on FastAPI behind a gate.
 
-Users mode: a small /login form sets a signed, HttpOnly, SameSite=Lax cookie (ftui.sessions);
+Users mode: a small /login form sets a signed, HttpOnly, SameSite=Lax cookie (ftui.server.sessions);
 `RequireSession` in front of *every* route refuses requests without a valid one — pages are
 redirected to /login, everything else (API, queue, files, config) gets 401 — so no gradio route
 is left open by accident. Logout is a POST that revokes the session's id.
@@ -9,11 +9,11 @@ HF mode: gradio's OAuth routes (present because the header holds a gr.LoginButto
 `HfGate` reads gradio's session cookie itself, sends strangers to /login/huggingface and refuses
 accounts outside the allow-list (403, naming the account).
 
-Demo mode: `VisitorCookie` (ftui.web_guards) gives every browser a signed owner id, no login.
+Demo mode: `VisitorCookie` (ftui.server.web_guards) gives every browser a signed owner id, no login.
 
-In all three (ftui.web_guards): `OriginGuard` refuses state-changing requests from another
+In all three (ftui.server.web_guards): `OriginGuard` refuses state-changing requests from another
 site (CSRF), and `SecurityHeaders` forbids framing by other sites and MIME sniffing. gradio's
-`auth_dependency` gives handlers the caller's name as `request.username`. Pages: ftui.web_pages.
+`auth_dependency` gives handlers the caller's name as `request.username`. Pages: web_pages.
 """
 
 from __future__ import annotations
@@ -35,11 +35,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.requests import HTTPConnection
 
-from ftui import auth
-from ftui.auth import SESSION_COOKIE, Access
-from ftui.sessions import RevokedSessions, Sessions, Visitors
-from ftui.web_guards import VISITOR_COOKIE, OriginGuard, SecurityHeaders, VisitorCookie
-from ftui.web_pages import login_page, logout_page, not_allowed_page, not_allowed_text
+from ftui.server import auth
+from ftui.server.auth import SESSION_COOKIE, Access
+from ftui.server.sessions import RevokedSessions, Sessions, Visitors
+from ftui.server.web_guards import VISITOR_COOKIE, OriginGuard, SecurityHeaders, VisitorCookie
+from ftui.server.web_pages import login_page, logout_page, not_allowed_page, not_allowed_text
 
 PUBLIC_PATHS = ("/login", "/logout", "/favicon.ico")
 HF_PUBLIC_PATHS = ("/login/huggingface", "/login/callback", "/logout", "/favicon.ico")

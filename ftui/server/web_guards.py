@@ -1,4 +1,4 @@
-"""Middleware every non-local mode puts in front of gradio (see ftui.web_login.team_app).
+"""Middleware every non-local mode puts in front of gradio (see ftui.server.web_login.team_app).
 
 - `SecurityHeaders`: nosniff, framing only by the app itself (and the Space page that frames
   it on huggingface.co), and no full URLs in Referer to other sites — on every response.
@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from starlette.datastructures import Headers
 from starlette.requests import HTTPConnection
 
-from ftui.sessions import Visitors
+from ftui.server.sessions import Visitors
 
 VISITOR_COOKIE = "ftui-visitor"
 VISITOR_SECONDS = 30 * 24 * 3600

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ftui.config import DEFAULT_MODEL, FtuiConfig, ModelConfig
-from ftui.rundir import RunDir
+from ftui.runs.rundir import RunDir
 
 INPUTS_FILE = "inputs.json"
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt", ".pth", ".index.json")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import html
 import os
 
-from ftui.auth import Access
+from ftui.server.auth import Access
 
 
 def _page(title: str, body: str) -> str:

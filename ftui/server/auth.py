@@ -5,7 +5,7 @@ Four modes, chosen once at start (`access_from_env`):
 - `users`  — a users file (`ftui users add NAME`): salted scrypt hashes, roles `user`/`admin`,
              sessions in signed cookies (itsdangerous) whose key lives in the workspace's
              private folder, so a restart keeps everyone logged in; each session has an id
-             that logout revokes (ftui.sessions; pages in ftui/web_login.py, web_pages.py);
+             that logout revokes (ftui.server.sessions; pages in web_login.py, web_pages.py);
 - `hf`     — only on a real Hugging Face Space with `hf_oauth: true`: gradio's HF login,
              admitted by an allow-list (`HfAllowList`); admins are the names in $FTUI_ADMINS;
 - `demo`   — FTUI_DEMO=1 without users or hf: anonymous visitors, each known by a signed
@@ -345,6 +345,6 @@ def access_from_env(
         if not users.users():
             raise AuthError(f"{path}: no users yet; add one with `ftui users add NAME`")
         return Access("users", users=users)
-    from ftui.demo import DemoLimits  # demo's caps and its switch are read in one place
+    from ftui.server.demo import DemoLimits  # demo's caps and its switch are read in one place
 
     return Access("demo") if DemoLimits.from_env(env).enabled else Access("local")

@@ -43,7 +43,7 @@ from pathlib import Path
 import psutil
 
 from ftui.config import FtuiConfig
-from ftui.rundir import FINISHED, RunDir, StatusUnreadable
+from ftui.runs.rundir import FINISHED, RunDir, StatusUnreadable
 
 CANCEL_GRACE_SECONDS = float(os.environ.get("FTUI_CANCEL_GRACE_SECONDS", "60"))
 POLL_SECONDS = 0.5

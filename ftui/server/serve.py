@@ -2,10 +2,10 @@
 
 Environment is set before gradio is imported so its upload cache lives inside the workspace
 (nothing is written elsewhere), no telemetry leaves the machine, and no Hub call made for a
-web caller carries the server's own HF token (ftui.hub_auth).
+web caller carries the server's own HF token (ftui.server.hub_auth).
 
 Local mode is gradio's own launch (one person, loopback by default; a network address gets a
-loud warning). Users, hf and demo modes run gradio mounted on FastAPI behind ftui.web_login's
+loud warning). Users, hf and demo modes run gradio mounted on FastAPI behind ftui.server.web_login's
 gate, served by uvicorn with proxy headers trusted from FTUI_FORWARDED_ALLOW_IPS (default
 127.0.0.1), or from anywhere on a Space, which is reachable only through its proxy.
 """
@@ -16,11 +16,11 @@ import ipaddress
 import os
 import sys
 
-from ftui import hub_auth
-from ftui.auth import access_from_env, private_dir
 from ftui.config import ConfigError
-from ftui.demo import DemoLimits
-from ftui.settings import ServerSettings
+from ftui.server import hub_auth
+from ftui.server.auth import access_from_env, private_dir
+from ftui.server.demo import DemoLimits
+from ftui.server.settings import ServerSettings
 from ftui.workspace import DEFAULT_MAX_UPLOAD_BYTES, Workspace
 
 EXPOSED_WARNING = (
@@ -71,8 +71,8 @@ def forwarded_allow_ips() -> str:
 
 def _confine_and_clean(workspace: Workspace) -> None:
     """This process serves web callers: model paths confined, old temporary files removed."""
-    from ftui.housekeeping import start_cleaning
     from ftui.models import allow_model_roots, web_model_roots
+    from ftui.runs.housekeeping import start_cleaning
 
     allow_model_roots(web_model_roots(workspace.root))
     try:
@@ -89,9 +89,9 @@ def serve(
 ) -> None:
     settings = server_settings(workspace_dir, auth_file, host)
     _confine_and_clean(settings.workspace)
+    from ftui.server.web_guards import SecurityHeaders
+    from ftui.server.web_login import team_app
     from ftui.ui.app import build_app  # gradio is imported only now, after the env is set
-    from ftui.web_guards import SecurityHeaders
-    from ftui.web_login import team_app
 
     app = build_app(settings)
     print(f"ftui: workspace {settings.workspace.root}", flush=True)

@@ -1,6 +1,6 @@
 """Train one run directory in this process: `python -m ftui train runs/<id>`.
 
-The runner (ftui/runner.py) starts this as a detached subprocess with its output going to
+The runner (ftui/runs/runner.py) starts this as a detached subprocess with its output going to
 runs/<id>/train.log. It reads runs/<id>/config.yaml and goes
 seed -> tokenizer/model -> method -> data -> SFTTrainer (DPOTrainer for preference pairs)
 -> train -> save,
@@ -39,9 +39,9 @@ from trl import DPOTrainer, SFTTrainer
 from ftui.config import FtuiConfig
 from ftui.data.training_data import load_training_data
 from ftui.models import check_model_source, choose_device, resolve_model_dir
-from ftui.run_inputs import fill_in_hub_commit
-from ftui.rundir import RunDir
-from ftui.runner import disk_full_message, is_disk_full, process_start_time
+from ftui.runs.run_inputs import fill_in_hub_commit
+from ftui.runs.rundir import RunDir
+from ftui.runs.runner import disk_full_message, is_disk_full, process_start_time
 from ftui.translate import (
     PEFT_METHODS,
     apply_method,
