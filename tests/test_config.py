@@ -12,7 +12,7 @@ from ftui.config import (
     field_choices,
     field_help,
     load_config,
-    save_config,
+    write_config,
 )
 
 
@@ -26,7 +26,7 @@ def test_defaults_use_the_bundled_model_and_safe_settings():
 def test_round_trip_through_yaml(tmp_path):
     config = config_from_dict({"name": "x", "train": {"learning_rate": 1e-4, "batch_size": 4}})
     path = tmp_path / "c.yaml"
-    save_config(config, path)
+    write_config(config, path)
     assert load_config(path) == config
 
 

@@ -24,7 +24,7 @@ import pytest
 from conftest import REPO_ROOT, free_port, tiny_triage_config, wait_for_http, wait_until
 from itsdangerous import URLSafeSerializer
 
-from ftui.config import save_config
+from ftui.config import write_config
 from ftui.runs.jobs import Jobs
 from ftui.server.auth import SESSION_COOKIE, UserFile
 from ftui.workspace import Workspace
@@ -140,7 +140,7 @@ def team(tmp_path_factory, tiny_model_dir):
     config.name = PRESET
     config.train.max_steps = 10_000  # runs until cancelled
     config.train.eval_every = config.train.save_every = 10_000
-    save_config(config, presets / f"{PRESET}.yaml")
+    write_config(config, presets / f"{PRESET}.yaml")
     workspace = folder / "workspace"
     users = UserFile(workspace / ".private" / "users.json")
     for name, password in PASSWORDS.items():

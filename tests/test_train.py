@@ -13,10 +13,10 @@ import sys
 import pytest
 from conftest import REPO_ROOT, tiny_triage_config
 
-from ftui.config import load_config, save_config
+from ftui.config import load_config, mask_secrets, write_config
 from ftui.data.training_data import prompt_completion
 from ftui.runs.jobs import Jobs
-from ftui.runs.rundir import RunDir, mask_secrets
+from ftui.runs.rundir import RunDir
 from ftui.runs.runner import wait_for
 from ftui.workspace import Workspace
 
@@ -100,7 +100,7 @@ def torch_equal(a, b) -> bool:
 def test_cli_run_with_missing_data_fails_readably(tmp_path):
     config = load_config(REPO_ROOT / "presets" / "triage-lora.yaml")
     config.data.path = str(tmp_path / "no-such-file.jsonl")
-    save_config(config, tmp_path / "config.yaml")
+    write_config(config, tmp_path / "config.yaml")
     workspace = tmp_path / "workspace"
     command = [sys.executable, "-m", "ftui", "train", str(tmp_path / "config.yaml")]
     result = subprocess.run(

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO_ROOT, free_port, tiny_triage_config, wait_for_http, wait_until
 
-from ftui.config import save_config
+from ftui.config import write_config
 from ftui.runs.rundir import RunDir
 from ftui.runs.runner import is_alive
 
@@ -74,7 +74,7 @@ def presets(tmp_path, tiny_model_dir) -> Path:
     config = tiny_triage_config(tmp_path, model=tiny_model_dir, rows=16)
     config.name = PRESET
     config.train.eval_every = config.train.save_every = 40
-    save_config(config, folder / f"{PRESET}.yaml")
+    write_config(config, folder / f"{PRESET}.yaml")
     return folder
 
 

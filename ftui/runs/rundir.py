@@ -25,40 +25,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from ftui.config import FtuiConfig, config_to_dict, load_config
+from ftui.config import FtuiConfig, config_to_yaml, load_config
 from ftui.workspace import Workspace
 
 STATES = ("queued", "running", "completed", "failed", "cancelled")
 FINISHED = ("completed", "failed", "cancelled")
-# Whole words of a key, so hub_token and API_KEY are masked but num_virtual_tokens is not.
-SECRET_WORDS = {"token", "secret", "password", "passwd", "apikey"}
-MASK = "***"
 
 
 class StatusUnreadable(ValueError):
     """status.json exists but cannot be read (invalid JSON, no permission, not an object)."""
-
-
-def mask_secrets(data: Any) -> Any:
-    """A copy of plain data with the value of every key naming a secret replaced by ***."""
-    if isinstance(data, dict):
-        return {
-            key: MASK if _is_secret(key) and value not in (None, "") else mask_secrets(value)
-            for key, value in data.items()
-        }
-    if isinstance(data, list):
-        return [mask_secrets(item) for item in data]
-    return data
-
-
-def _is_secret(key: Any) -> bool:
-    if not isinstance(key, str):
-        return False
-    lowered = key.lower()
-    words = set(re.split(r"[^a-z0-9]+", lowered))
-    return bool(words & SECRET_WORDS) or "api_key" in lowered
 
 
 @dataclass(frozen=True)
@@ -172,10 +147,7 @@ class RunDir:
     # ------------------------------------------------------------ config
 
     def write_config(self, config: FtuiConfig) -> None:
-        text = yaml.safe_dump(
-            mask_secrets(config_to_dict(config)), sort_keys=False, allow_unicode=True
-        )
-        _write_atomic(self.config_path, text, create_folder=True)
+        _write_atomic(self.config_path, config_to_yaml(config), create_folder=True)
 
     def read_config(self) -> FtuiConfig:
         return load_config(self.config_path)

@@ -19,8 +19,6 @@ import typing
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ftui.config import (
     ConfigError,
     DataConfig,
@@ -30,11 +28,11 @@ from ftui.config import (
     config_to_dict,
     field_choices,
     load_config,
+    write_config,
 )
 from ftui.markup import markdown_literal
 from ftui.models import ModelLoadError, confine_model_source
 from ftui.runs.jobs import JobError, Jobs
-from ftui.runs.rundir import mask_secrets
 from ftui.server.demo import DemoLimits, check_run
 from ftui.server.hub_auth import web_may_use_server_token
 from ftui.workspace import Workspace
@@ -161,13 +159,11 @@ def save_for_cli(
     path = folder / f"{safe}-{stamp}.yaml"
     config_path, workspace_path = _shown(path, cwd), _shown(workspace.root, cwd)
     command = f"cd {shlex.quote(str(cwd))}\nftui train {config_path} --workspace {workspace_path}"
-    body = yaml.safe_dump(mask_secrets(config_to_dict(config)), sort_keys=False)
     header = (
-        f"# Written by the ftui Train tab. Relative paths resolve from {cwd}.\n"
-        f"# Run: ftui train {config_path} --workspace {workspace_path}\n\n"
+        f"Written by the ftui Train tab. Relative paths resolve from {cwd}.\n"
+        f"Run: ftui train {config_path} --workspace {workspace_path}"
     )
-    path.write_text(header + body, encoding="utf-8")
-    return path, header + body, command
+    return path, write_config(config, path, header), command
 
 
 def _shown(path: Path, cwd: Path) -> str:
