@@ -24,10 +24,13 @@ class MethodInfo:
     inference_latency: str  # merged or not
     trains: bool
     quantized: bool
-    needs_cuda: bool  # bitsandbytes runs on CPU too, so nothing strictly needs CUDA
+    settings: tuple[str, ...]  # the method.* fields it uses (the Method tab shows these)
 
 
 _LORA_SHAPE = "r x (in + out) per adapted Linear layer"
+_LORA_SETTINGS = (
+    "lora_r", "lora_alpha", "lora_dropout", "target_modules", "use_dora", "use_rslora"
+)  # fmt: skip
 
 METHODS: dict[str, MethodInfo] = {
     "full": MethodInfo(
@@ -46,7 +49,7 @@ METHODS: dict[str, MethodInfo] = {
         "weights to store and serve.",
         trains=True,
         quantized=False,
-        needs_cuda=False,
+        settings=(),
     ),
     "freeze": MethodInfo(
         name="freeze",
@@ -64,7 +67,7 @@ METHODS: dict[str, MethodInfo] = {
         inference_latency="None: a plain model.",
         trains=True,
         quantized=False,
-        needs_cuda=False,
+        settings=("freeze_trainable_layers",),
     ),
     "lora": MethodInfo(
         name="lora",
@@ -84,7 +87,7 @@ METHODS: dict[str, MethodInfo] = {
         "if served unmerged (one base can then serve many adapters).",
         trains=True,
         quantized=False,
-        needs_cuda=False,
+        settings=_LORA_SETTINGS,
     ),
     "qlora": MethodInfo(
         name="qlora",
@@ -107,7 +110,7 @@ METHODS: dict[str, MethodInfo] = {
         "reload the base in 16-bit and merge there.",
         trains=True,
         quantized=True,
-        needs_cuda=False,
+        settings=(*_LORA_SETTINGS, "quant_type", "double_quant"),
     ),
     "lora_8bit": MethodInfo(
         name="lora_8bit",
@@ -124,7 +127,7 @@ METHODS: dict[str, MethodInfo] = {
         "the base in 16-bit and merge there.",
         trains=True,
         quantized=True,
-        needs_cuda=False,
+        settings=_LORA_SETTINGS,
     ),
     "ia3": MethodInfo(
         name="ia3",
@@ -144,7 +147,7 @@ METHODS: dict[str, MethodInfo] = {
         "element-wise multiply if unmerged.",
         trains=True,
         quantized=False,
-        needs_cuda=False,
+        settings=(),
     ),
     "prefix": MethodInfo(
         name="prefix",
@@ -164,7 +167,7 @@ METHODS: dict[str, MethodInfo] = {
         "every request (KV-cache memory and attention per token).",
         trains=True,
         quantized=False,
-        needs_cuda=False,
+        settings=("num_virtual_tokens",),
     ),
     "prompt": MethodInfo(
         name="prompt",
@@ -182,7 +185,7 @@ METHODS: dict[str, MethodInfo] = {
         inference_latency="Cannot be merged; num_virtual_tokens extra input positions per request.",
         trains=True,
         quantized=False,
-        needs_cuda=False,
+        settings=("num_virtual_tokens",),
     ),
     "llama_adapter": MethodInfo(
         name="llama_adapter",
@@ -201,7 +204,7 @@ METHODS: dict[str, MethodInfo] = {
         "every token.",
         trains=True,
         quantized=False,
-        needs_cuda=False,
+        settings=("adapter_len", "adapter_layers"),
     ),
     "bottleneck": MethodInfo(
         name="bottleneck",
@@ -219,7 +222,7 @@ METHODS: dict[str, MethodInfo] = {
         "sequential matmuls per layer per token, noticeable at batch size 1.",
         trains=True,
         quantized=False,
-        needs_cuda=False,
+        settings=("bottleneck_size",),
     ),
     "few_shot": MethodInfo(
         name="few_shot",
@@ -235,7 +238,7 @@ METHODS: dict[str, MethodInfo] = {
         "and a bigger KV cache per request.",
         trains=False,
         quantized=False,
-        needs_cuda=False,
+        settings=(),
     ),
 }
 

@@ -64,7 +64,6 @@ def test_every_configurable_method_has_a_complete_entry_in_config_order():
 def test_only_few_shot_trains_nothing_and_only_bitsandbytes_methods_are_quantized():
     assert [n for n, i in METHODS.items() if not i.trains] == ["few_shot"]
     assert [n for n, i in METHODS.items() if i.quantized] == ["qlora", "lora_8bit"]
-    assert not any(i.needs_cuda for i in METHODS.values()), "bitsandbytes runs on CPU too"
     assert "few_shot" not in TRAINING_METHODS and len(TRAINING_METHODS) == 10
 
 
