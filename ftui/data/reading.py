@@ -12,27 +12,29 @@ Reads are bounded (ftui.data.bounded): text files are already capped by their si
 the row cap (FTUI_MAX_ROWS) while rows are built; Parquet files and Hub datasets, which can
 decode to far more than their size, are checked against the row and memory caps as they are
 read and refused before passing them.
+
+The readers of each format live beside this module: ftui.data.json_rows (JSON, JSON Lines),
+ftui.data.delimited (CSV, TSV, TXT) and ftui.data.bounded (Parquet, Hub datasets); DataError
+and value_kind come from ftui.data.errors and are importable from here too.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-import numbers
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
+from ftui.data.delimited import read_delimited, read_documents
+from ftui.data.errors import DataError, value_kind
+from ftui.data.json_rows import read_json, read_jsonl
 from ftui.workspace import DEFAULT_MAX_UPLOAD_BYTES
 
+__all__ = ["SUPPORTED_EXTENSIONS", "DataError", "load_source", "read_table", "value_kind"]
+
 SUPPORTED_EXTENSIONS = (".csv", ".tsv", ".json", ".jsonl", ".parquet", ".txt")
-MAX_NESTING = 8  # levels of list/dict inside one value; real datasets need 2 or 3
-MAX_INT_DIGITS = 100  # a longer number is an attack or a mistake, never a dataset value
 
 _BINARY_SIGNATURES = (  # (leading bytes, what the file is, what to do)
     (b"\x89PNG", "a PNG image", "Upload the dataset file itself."),
@@ -43,39 +45,6 @@ _BINARY_SIGNATURES = (  # (leading bytes, what the file is, what to do)
     (b"PAR1", "a Parquet file", "Rename it to .parquet."),
 )
 _HUB_ID = re.compile(r"[\w.-]+/[\w.-]+(:[\w.-]+)?")
-
-
-class DataError(Exception):
-    """A dataset cannot be used; `str()` says where, what is wrong and what to do."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        file: str | None = None,
-        line: int | None = None,
-        column: str | None = None,
-        hint: str = "",
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.file = file
-        self.line = line
-        self.column = column
-        self.hint = hint
-
-    def __str__(self) -> str:
-        where = []
-        if self.file:
-            where.append(Path(self.file).name)
-        if self.line is not None:
-            where.append(f"line {self.line}")
-        if self.column is not None:
-            where.append(f"column '{self.column}'")
-        text = f"{', '.join(where)}: {self.message}" if where else self.message
-        if self.hint:
-            text = f"{text.rstrip('.')}. {self.hint}"
-        return text
 
 
 def read_table(path: str | Path, *, max_bytes: int = DEFAULT_MAX_UPLOAD_BYTES) -> pd.DataFrame:
@@ -105,9 +74,9 @@ def _read_checked(path: Path, max_bytes: int) -> pd.DataFrame:
     else:
         text = _decode(path.read_bytes(), ext)  # no larger than the file-size cap
         if ext in (".csv", ".tsv"):
-            frame = _read_delimited(text, "," if ext == ".csv" else "\t", limits.max_rows)
+            frame = read_delimited(text, "," if ext == ".csv" else "\t", limits.max_rows)
         else:
-            readers = {".json": _read_json, ".jsonl": _read_jsonl, ".txt": _read_txt}
+            readers = {".json": read_json, ".jsonl": read_jsonl, ".txt": read_documents}
             frame = readers[ext](text, limits.max_rows)
     if len(frame) == 0:
         raise DataError("no data rows", hint="Add at least one row below the header.")
@@ -232,254 +201,3 @@ def _decode(data: bytes, ext: str) -> str:
     if not text.strip():
         raise DataError("file is empty (only whitespace)", hint="Add data rows.")
     return text
-
-
-def _read_delimited(text: str, delimiter: str, max_rows: int) -> pd.DataFrame:
-    _refuse_json_text(text)
-    # Long text fields (whole documents) exceed csv's default 128 KB field limit.
-    csv.field_size_limit(max(csv.field_size_limit(), len(text) + 1))
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    rows = []
-    try:
-        header = _checked_header(next(reader), delimiter)
-        for row in filter(None, reader):  # skips blank lines
-            if len(row) != len(header):
-                raise DataError(
-                    f"row has {len(row)} fields but the header has {len(header)}",
-                    line=reader.line_num,
-                    hint="Quote fields that contain the delimiter, or fix that line.",
-                )
-            _check_row_count(len(rows), max_rows)
-            rows.append(row)
-    except csv.Error as exc:
-        message = f"malformed CSV ({exc})"
-        raise DataError(message, line=reader.line_num, hint="Fix that line.") from None
-    return pd.DataFrame(rows, columns=header, dtype=str)
-
-
-def _checked_header(header: list[str], delimiter: str) -> list[str]:
-    other = "\t" if delimiter == "," else ","
-    if len(header) == 1 and other in header[0]:
-        right, found = (".tsv", "tabs") if other == "\t" else (".csv", "commas")
-        message = f"the header has no '{delimiter}' delimiters but has {found}"
-        raise DataError(message, line=1, hint=f"Rename the file to {right}.")
-    names = [column.strip() or f"unnamed_{i}" for i, column in enumerate(header)]
-    twice = next((name for i, name in enumerate(names) if name in names[:i]), None)
-    if twice is not None:
-        message = f"column '{twice}' appears twice in the header"
-        raise DataError(message, line=1, hint="Give each column a unique name.")
-    return names
-
-
-def _refuse_json_text(text: str) -> None:
-    """A .csv/.tsv that actually holds JSON gets a rename hint instead of a confusing parse."""
-    stripped = text.lstrip()
-    if not stripped.startswith(("{", "[")):
-        return
-    for candidate, right in ((stripped.split("\n", 1)[0], ".jsonl"), (stripped, ".json")):
-        if _parses(candidate):
-            raise DataError("this file holds JSON, not CSV", hint=f"Rename it to {right}.")
-
-
-def _parses(text: str) -> bool:
-    try:
-        json.loads(text)
-    except (ValueError, RecursionError):
-        return False
-    return True
-
-
-class _UnsafeJSON(ValueError):
-    """Text Python's json module accepts but a dataset must not hold (NaN, 5000-digit numbers,
-    a key twice in one object: the second silently wins)."""
-
-
-def _no_constant(name: str) -> Any:
-    raise _UnsafeJSON(f"{name} is not valid JSON; write null, or put the value in quotes")
-
-
-def _bounded_int(digits: str) -> int:
-    if len(digits.lstrip("-")) > MAX_INT_DIGITS:
-        raise _UnsafeJSON(f"a number has {len(digits)} digits (more than {MAX_INT_DIGITS})")
-    return int(digits)
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    row = dict(pairs)
-    if len(row) < len(pairs):
-        twice = next(key for i, (key, _) in enumerate(pairs) if key in dict(pairs[:i]))
-        raise _UnsafeJSON(f"key '{twice}' appears twice in one object")
-    return row
-
-
-def _loads(text: str) -> Any:
-    """json.loads, refusing what `_UnsafeJSON` names."""
-    return json.loads(
-        text, parse_constant=_no_constant, parse_int=_bounded_int, object_pairs_hook=_unique_keys
-    )
-
-
-def _unsafe(exc: _UnsafeJSON, line: int | None) -> DataError:
-    return DataError(str(exc), line=line, hint="Fix that value and save the file again.")
-
-
-def _check_row_count(rows_so_far: int, max_rows: int) -> None:
-    """Called before adding a row: refuses the one past the row cap."""
-    if rows_so_far >= max_rows:
-        raise DataError(
-            f"more than {max_rows:,} rows, over this server's row limit",
-            hint="Use a sample of fewer rows, or ask the admin to raise FTUI_MAX_ROWS.",
-        )
-
-
-def _read_json(text: str, max_rows: int) -> pd.DataFrame:
-    try:
-        document = _loads(text)
-    except RecursionError:
-        raise _too_deep(None, None) from None
-    except _UnsafeJSON as exc:
-        raise _unsafe(exc, None) from None
-    except json.JSONDecodeError as exc:
-        first_line = text.lstrip().split("\n", 1)[0]
-        if exc.msg.startswith("Extra data") and first_line.startswith("{") and _parses(first_line):
-            raise DataError(
-                "this looks like JSON Lines (one object per line), not one JSON document",
-                hint="Rename the file to .jsonl.",
-            ) from None
-        raise DataError(
-            f"not valid JSON ({exc.msg} at column {exc.colno})",
-            line=exc.lineno,
-            hint="Fix that line (a missing comma or quote is the usual cause).",
-        ) from None
-    rows = _rows_of_document(document)
-    _check_row_count(len(rows) - 1, max_rows)
-    for index, row in enumerate(rows):
-        if not isinstance(row, dict):
-            raise DataError(
-                f"row {index + 1} is {value_kind(row)}, not an object",
-                line=_array_item_line(text, index),
-                hint='Make every row an object like {"instruction": ..., "output": ...}.',
-            )
-        _check_nesting(row, lambda i=index: _array_item_line(text, i))
-    return pd.DataFrame(rows)
-
-
-def _rows_of_document(document: Any) -> list[Any]:
-    if isinstance(document, list):
-        return document
-    if not isinstance(document, dict):
-        message = f"the top level is {value_kind(document)}, not a list of rows"
-        raise DataError(message, hint="Use a list of objects: [{...}, {...}].")
-    lists = [
-        value
-        for value in document.values()
-        if isinstance(value, list) and all(isinstance(item, dict) for item in value)
-    ]
-    if len(lists) != 1:
-        raise DataError(
-            f"the top level is an object (keys: {', '.join(list(document)[:10])}), "
-            "not a list of rows",
-            hint='Use a list of objects, or an object with one list like {"data": [...]}.',
-        )
-    return lists[0]
-
-
-def _array_item_line(text: str, index: int) -> int | None:
-    """1-based line where item `index` of a top-level JSON array starts (None if not a list)."""
-    decoder = json.JSONDecoder()
-    position = text.find("[")
-    if position < 0 or text[:position].strip():
-        return None
-    position += 1
-    for current in range(index + 1):
-        while position < len(text) and text[position] in " \t\r\n,":
-            position += 1
-        if current == index:
-            return text.count("\n", 0, position) + 1
-        _, position = decoder.raw_decode(text, position)
-    return None
-
-
-def _read_jsonl(text: str, max_rows: int) -> pd.DataFrame:
-    rows = []
-    for number, line in enumerate(io.StringIO(text, newline="\n"), start=1):
-        line = line.rstrip("\n")
-        if not line.strip():
-            continue
-        try:
-            row = _loads(line)
-        except RecursionError:
-            raise _too_deep(number, None) from None
-        except _UnsafeJSON as exc:
-            raise _unsafe(exc, number) from None
-        except json.JSONDecodeError as exc:
-            _refuse_single_document(text, number)
-            message = f"not valid JSON ({exc.msg} at column {exc.colno})"
-            raise DataError(message, line=number, hint="Fix that line or remove it.") from None
-        if not isinstance(row, dict):
-            _refuse_single_document(text, number)
-            message = f"expected a JSON object, found {value_kind(row)}"
-            raise DataError(message, line=number, hint='Put one object per line: {"text": ...}.')
-        _check_nesting(row, lambda n=number: n)
-        _check_row_count(len(rows), max_rows)
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def _refuse_single_document(text: str, number: int) -> None:
-    """A .jsonl holding one (pretty-printed) JSON document gets a rename hint."""
-    first_line = text[: len(text) - len(text.lstrip())].count("\n") + 1
-    if number == first_line and text.lstrip().startswith(("[", "{")) and _parses(text):
-        raise DataError(
-            "this is one JSON document, not JSON Lines (one object per line)",
-            hint="Rename the file to .json.",
-        )
-
-
-def _check_nesting(row: dict, line_of_row: Callable[[], int | None]) -> None:
-    for key, value in row.items():
-        if _nesting(value, MAX_NESTING + 1) > MAX_NESTING:
-            raise _too_deep(line_of_row(), str(key))
-
-
-def _nesting(value: Any, stop: int) -> int:
-    """Levels of list/dict inside `value` (a string is 0), counting no further than `stop`."""
-    if stop <= 0 or not isinstance(value, (list, dict)):
-        return 0
-    children = value.values() if isinstance(value, dict) else value
-    return 1 + max((_nesting(child, stop - 1) for child in children), default=0)
-
-
-def _too_deep(line: int | None, column: str | None) -> DataError:
-    return DataError(
-        f"a value is nested more than {MAX_NESTING} levels deep",
-        line=line,
-        column=column,
-        hint="Flatten it: fields should hold text, or a list of messages.",
-    )
-
-
-def value_kind(value: Any) -> str:
-    """What a value is, for messages: 'a string', 'a list', 'an object', 'a number', 'null'."""
-    if getattr(value, "ndim", 0) == 1:
-        return "a list"  # a NumPy array: how Parquet lists arrive
-    kinds = (
-        (type(None), "null"),
-        (str, "a string"),
-        (dict, "an object"),
-        (bool, "true/false"),
-        (numbers.Number, "a number"),
-        ((list, tuple), "a list"),
-    )
-    return next((kind for types, kind in kinds if isinstance(value, types)), type(value).__name__)
-
-
-def _read_txt(text: str, max_rows: int) -> pd.DataFrame:
-    """Documents separated by blank lines -> one row each; no blank lines -> one row per line."""
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
-    blocks = [block.strip() for block in re.split(r"\n[ \t]*\n", text.strip())]
-    if len(blocks) == 1:
-        blocks = [line.strip() for line in text.split("\n")]
-    rows = [block for block in blocks if block]
-    _check_row_count(len(rows) - 1, max_rows)
-    return pd.DataFrame({"text": rows}, dtype=str)
