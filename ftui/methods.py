@@ -1,14 +1,23 @@
-"""The catalog of fine-tuning methods and objectives, as plain data.
+"""The catalog of fine-tuning methods and objectives, as plain data: the one place that
+knows what a method is.
 
-The Method tab's cards and comparison table, the recommender and the CLI all read this
-module; it imports nothing heavy (no torch), so the first page renders fast. What each method
-*does* to a model lives in `ftui.translate`; how many parameters it trains for a given
-architecture comes from `ftui.params`.
+Each `MethodInfo` holds the words the Method tab shows (cards, comparison table), the
+`method.*` settings the method uses, the objectives it trains with, the facts the memory and
+time estimator works from (how the base weights are stored, whether they train, LoRA
+adapters, virtual tokens, top blocks only) and the recommender's rules of thumb. The
+estimator and the recommender read these fields instead of testing method names. It imports
+no torch, so the first page renders fast. What each method *does* to a model lives in
+`ftui.translate`; how many parameters it trains for a given architecture comes from
+`ftui.params`.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+
+from ftui.data.formats import FORMATS
+
+OBJECTIVES: tuple[str, ...] = ("instruction", "domain", "dpo")
 
 
 @dataclass(frozen=True)
@@ -23,8 +32,22 @@ class MethodInfo:
     training_time: str
     inference_latency: str  # merged or not
     trains: bool
-    quantized: bool
     settings: tuple[str, ...]  # the method.* fields it uses (the Method tab shows these)
+    objectives: tuple[str, ...] = OBJECTIVES  # the method.objective values it trains with
+    # Estimator terms.
+    quantized_bits: int | None = None  # frozen base stored in 8 or 4 bits; None: compute dtype
+    trains_base: bool = False  # gradients for the model's own weights, not for added ones
+    lora: bool = False  # LoRA A/B beside Linear layers (each keeps its input for backward)
+    virtual_tokens: bool = False  # num_virtual_tokens more positions in every sequence
+    top_layers_setting: str | None = None  # the setting naming the top blocks that train
+    gradient_checkpointing: bool = True  # peft refuses it for prefix tuning
+    # Recommender rules of thumb.
+    bytes_per_param: float | None = None  # training memory per model parameter, with margin
+    min_model_params: int = 0  # below this size another method does better
+
+    @property
+    def quantized(self) -> bool:
+        return self.quantized_bits is not None
 
 
 _LORA_SHAPE = "r x (in + out) per adapted Linear layer"
@@ -48,8 +71,9 @@ METHODS: dict[str, MethodInfo] = {
         inference_latency="None: a plain model. But every fine-tune is a full copy of the "
         "weights to store and serve.",
         trains=True,
-        quantized=False,
         settings=(),
+        trains_base=True,
+        bytes_per_param=18.0,  # weights, gradients, two AdamW states, fp32 copies
     ),
     "freeze": MethodInfo(
         name="freeze",
@@ -66,8 +90,9 @@ METHODS: dict[str, MethodInfo] = {
         "trained block.",
         inference_latency="None: a plain model.",
         trains=True,
-        quantized=False,
         settings=("freeze_trainable_layers",),
+        trains_base=True,
+        top_layers_setting="freeze_trainable_layers",
     ),
     "lora": MethodInfo(
         name="lora",
@@ -86,8 +111,9 @@ METHODS: dict[str, MethodInfo] = {
         inference_latency="None once merged into the weights; small extra matmuls per layer "
         "if served unmerged (one base can then serve many adapters).",
         trains=True,
-        quantized=False,
         settings=_LORA_SETTINGS,
+        lora=True,
+        bytes_per_param=2.0 * 1.3,  # bf16 frozen weights + adapters, states, activations
     ),
     "qlora": MethodInfo(
         name="qlora",
@@ -109,8 +135,10 @@ METHODS: dict[str, MethodInfo] = {
         inference_latency="Unmerged: 4-bit de-quantization plus adapter matmuls. To merge, "
         "reload the base in 16-bit and merge there.",
         trains=True,
-        quantized=True,
         settings=(*_LORA_SETTINGS, "quant_type", "double_quant"),
+        quantized_bits=4,
+        lora=True,
+        bytes_per_param=0.6 * 1.3,  # 4-bit weights + quantization constants, fp32 norms
     ),
     "lora_8bit": MethodInfo(
         name="lora_8bit",
@@ -126,8 +154,9 @@ METHODS: dict[str, MethodInfo] = {
         inference_latency="Unmerged: int8 matmuls are slower than bf16. To merge, reload "
         "the base in 16-bit and merge there.",
         trains=True,
-        quantized=True,
         settings=_LORA_SETTINGS,
+        quantized_bits=8,
+        lora=True,
     ),
     "ia3": MethodInfo(
         name="ia3",
@@ -146,7 +175,6 @@ METHODS: dict[str, MethodInfo] = {
         inference_latency="None once merged (the scales fold into the weights); a tiny "
         "element-wise multiply if unmerged.",
         trains=True,
-        quantized=False,
         settings=(),
     ),
     "prefix": MethodInfo(
@@ -166,8 +194,9 @@ METHODS: dict[str, MethodInfo] = {
         inference_latency="Cannot be merged; adds ~num_virtual_tokens of cached context to "
         "every request (KV-cache memory and attention per token).",
         trains=True,
-        quantized=False,
         settings=("num_virtual_tokens",),
+        virtual_tokens=True,
+        gradient_checkpointing=False,
     ),
     "prompt": MethodInfo(
         name="prompt",
@@ -184,8 +213,9 @@ METHODS: dict[str, MethodInfo] = {
         "rate than LoRA.",
         inference_latency="Cannot be merged; num_virtual_tokens extra input positions per request.",
         trains=True,
-        quantized=False,
         settings=("num_virtual_tokens",),
+        virtual_tokens=True,
+        min_model_params=1_000_000_000,  # prompt tuning works on billion-parameter models
     ),
     "llama_adapter": MethodInfo(
         name="llama_adapter",
@@ -203,8 +233,8 @@ METHODS: dict[str, MethodInfo] = {
         inference_latency="Cannot be merged; a small extra attention per adapted layer on "
         "every token.",
         trains=True,
-        quantized=False,
         settings=("adapter_len", "adapter_layers"),
+        top_layers_setting="adapter_layers",
     ),
     "bottleneck": MethodInfo(
         name="bottleneck",
@@ -221,7 +251,6 @@ METHODS: dict[str, MethodInfo] = {
         inference_latency="Cannot be merged (the activation is non-linear); two extra "
         "sequential matmuls per layer per token, noticeable at batch size 1.",
         trains=True,
-        quantized=False,
         settings=("bottleneck_size",),
     ),
     "few_shot": MethodInfo(
@@ -237,27 +266,16 @@ METHODS: dict[str, MethodInfo] = {
         inference_latency="Every request carries k examples of extra prompt: longer prefill "
         "and a bigger KV cache per request.",
         trains=False,
-        quantized=False,
         settings=(),
+        objectives=("instruction",),  # the prompting baseline answers tasks
     ),
 }
 
 TRAINING_METHODS: tuple[str, ...] = tuple(name for name, info in METHODS.items() if info.trains)
 
-OBJECTIVES: dict[str, str] = {
-    "instruction": "Instruction tuning: loss on the responses only. Data: alpaca, chat, "
-    "sharegpt or prompt_completion.",
-    "domain": "Domain-adaptive continued pretraining: loss on every token of packed raw "
-    "text. Data: text.",
-    "dpo": "DPO alignment: prefer the chosen answer over the rejected one. Data: preference "
-    "pairs (prompt, chosen, rejected).",
-}
-
-_FORMATS: dict[str, list[str]] = {
-    "instruction": ["alpaca", "chat", "sharegpt", "prompt_completion"],
-    "domain": ["text"],
-    "dpo": ["preference"],
-}
+# Raw text trains by continued pretraining, preference pairs by DPO; every other data format
+# (the conversational ones) by instruction tuning.
+_OBJECTIVE_OF_FORMAT = {"text": "domain", "preference": "dpo"}
 
 TABLE_COLUMNS = (
     "trainable_params",
@@ -274,15 +292,15 @@ def method_table() -> list[dict[str, str]]:
     return [{c: asdict(info)[c] for c in columns} for info in METHODS.values()]
 
 
-def compatible_objectives(method: str) -> list[str]:
-    """Objectives a method can train with; few-shot prompting only makes sense for tasks."""
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
-    return list(OBJECTIVES) if METHODS[method].trains else ["instruction"]
-
-
 def compatible_formats(objective: str) -> list[str]:
     """Data formats an objective reads (the Data tab's detected format must be one)."""
-    if objective not in _FORMATS:
-        raise ValueError(f"unknown objective {objective!r}; choose one of {', '.join(_FORMATS)}")
-    return list(_FORMATS[objective])
+    if objective not in OBJECTIVES:
+        raise ValueError(f"unknown objective {objective!r}; choose one of {', '.join(OBJECTIVES)}")
+    return [fmt for fmt in FORMATS if _OBJECTIVE_OF_FORMAT.get(fmt, "instruction") == objective]
+
+
+def objective_for_format(data_format: str | None) -> str | None:
+    """The objective a detected data format trains with (text -> domain, pairs -> dpo)."""
+    if data_format not in FORMATS:
+        return None
+    return _OBJECTIVE_OF_FORMAT.get(data_format, "instruction")

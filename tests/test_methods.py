@@ -22,16 +22,18 @@ from ftui.adapters.bottleneck import (
     save_bottleneck_adapters,
     set_bottleneck_enabled,
 )
-from ftui.config import MethodConfig, field_choices
+from ftui.config import ConfigError, DataConfig, FtuiConfig, MethodConfig, field_choices
+from ftui.data.formats import FORMATS
 from ftui.methods import (
     METHODS,
     OBJECTIVES,
     TRAINING_METHODS,
     MethodInfo,
     compatible_formats,
-    compatible_objectives,
     method_table,
+    objective_for_format,
 )
+from ftui.translate import LORA_FAMILY, quantization_config
 
 
 def tiny_llama(seed: int = 0) -> torch.nn.Module:
@@ -61,10 +63,46 @@ def test_every_configurable_method_has_a_complete_entry_in_config_order():
                 assert value.strip(), f"{name}.{field.name} is empty"
 
 
+def test_every_name_a_method_uses_is_a_real_setting_or_objective():
+    fields = set(MethodConfig.__dataclass_fields__)
+    objectives = field_choices(MethodConfig, "objective")
+    for name in field_choices(MethodConfig, "name"):
+        info = METHODS[name]
+        assert set(info.settings) <= fields, f"{name}: {set(info.settings) - fields}"
+        assert info.top_layers_setting in (None, *info.settings), name
+        assert info.objectives and set(info.objectives) <= set(objectives), name
+
+
 def test_only_few_shot_trains_nothing_and_only_bitsandbytes_methods_are_quantized():
     assert [n for n, i in METHODS.items() if not i.trains] == ["few_shot"]
-    assert [n for n, i in METHODS.items() if i.quantized] == ["qlora", "lora_8bit"]
+    assert {n: i.quantized_bits for n, i in METHODS.items() if i.quantized} == {
+        "qlora": 4,
+        "lora_8bit": 8,
+    }
     assert "few_shot" not in TRAINING_METHODS and len(TRAINING_METHODS) == 10
+    assert [n for n, i in METHODS.items() if i.trains_base] == ["full", "freeze"]
+    assert [n for n, i in METHODS.items() if i.virtual_tokens] == ["prefix", "prompt"]
+
+
+def test_the_translator_builds_what_the_catalog_says():
+    """Until ftui.translate reads the catalog, its own lists must agree with it."""
+    assert tuple(n for n, i in METHODS.items() if i.lora) == LORA_FAMILY
+    for name, info in METHODS.items():
+        quantization = quantization_config(MethodConfig(name=name), torch.bfloat16)
+        assert (quantization is not None) == info.quantized, name
+        if quantization is not None:
+            assert quantization.load_in_4bit == (info.quantized_bits == 4), name
+
+
+def test_gradient_checkpointing_is_refused_exactly_where_the_catalog_says():
+    for name, info in METHODS.items():
+        config = FtuiConfig(method=MethodConfig(name=name))
+        config.train.gradient_checkpointing = True
+        if info.gradient_checkpointing:
+            config.check()
+        else:
+            with pytest.raises(ConfigError, match="gradient_checkpointing"):
+                config.check()
 
 
 def test_trade_off_texts_say_what_matters():
@@ -84,16 +122,24 @@ def test_method_table_has_one_row_per_method_with_the_trade_off_columns():
 
 
 def test_objectives_and_their_data_formats():
-    assert set(OBJECTIVES) == set(field_choices(MethodConfig, "objective"))
+    assert list(OBJECTIVES) == field_choices(MethodConfig, "objective")
     assert compatible_formats("instruction") == ["alpaca", "chat", "sharegpt", "prompt_completion"]
     assert compatible_formats("domain") == ["text"]
     assert compatible_formats("dpo") == ["preference"]
-    assert compatible_objectives("lora") == ["instruction", "domain", "dpo"]
-    assert compatible_objectives("few_shot") == ["instruction"]
-    with pytest.raises(ValueError, match="unknown method 'lorra'"):
-        compatible_objectives("lorra")
+    assert sorted(sum((compatible_formats(o) for o in OBJECTIVES), [])) == sorted(FORMATS)
+    assert METHODS["lora"].objectives == ("instruction", "domain", "dpo")
+    assert METHODS["few_shot"].objectives == ("instruction",)
     with pytest.raises(ValueError, match="unknown objective"):
         compatible_formats("rlhf")
+    assert objective_for_format("text") == "domain"
+    assert objective_for_format("preference") == "dpo"
+    assert objective_for_format("alpaca") == objective_for_format("chat") == "instruction"
+    assert objective_for_format(None) is objective_for_format("auto") is None
+
+
+def test_the_config_offers_every_data_format_and_auto():
+    """The config cannot import ftui.data, so its Literal is checked against FORMATS here."""
+    assert field_choices(DataConfig, "format") == ["auto", *FORMATS]
 
 
 @pytest.mark.slow

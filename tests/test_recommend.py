@@ -133,3 +133,14 @@ def test_unknown_factor_values_are_refused():
         run((80, 1000, "medical", "good", BUNDLED, None))
     with pytest.raises(ValueError, match="performance"):
         run((80, 1000, "narrow", "great", BUNDLED, None))
+
+
+def test_an_objective_is_set_only_for_a_method_that_trains_with_it():
+    few_pairs = run((80, 5, "narrow", "good", BUNDLED, "preference"))
+    assert few_pairs.method == "few_shot"
+    assert "method.objective" not in few_pairs.settings and "DPO" not in few_pairs.reason
+    few_rows = run((80, 5, "domain", "good", BUNDLED, None))
+    assert "objective 'domain'" not in few_rows.reason, "few-shot prompting trains nothing"
+    assert run((80, 5, "narrow", "good", BUNDLED, "chat")).settings["method.objective"] == (
+        "instruction"
+    )
