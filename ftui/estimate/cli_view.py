@@ -1,53 +1,36 @@
-"""`ftui estimate`: turn command-line flags into a config, and an estimate into readable text."""
+"""`ftui estimate`'s side of the estimator: the estimate of a config, and readable text of it.
+
+The command line itself (flags, --set, the config they make) is ftui/cli/estimate.py.
+"""
 
 from __future__ import annotations
 
-import argparse
-
-from ftui.config import FtuiConfig, load_config
+from ftui.config import FtuiConfig
 from ftui.estimate.gpus import find_gpu
 from ftui.estimate.plan import Estimate, estimate_run
 
 GB = 1000**3
 
 
-def config_from_args(args: argparse.Namespace) -> FtuiConfig:
-    """A YAML config, then the flags on top of it."""
-    config = load_config(args.config) if args.config else FtuiConfig()
-    if args.model:
-        config.model.name_or_path = args.model
-    if args.method:
-        config.method.name = args.method
-    if args.quant:
-        config.method.name = "qlora" if args.quant == "4bit" else "lora_8bit"
-    overrides = [
-        (config.data, "max_length", args.seq_len),
-        (config.train, "batch_size", args.batch_size),
-        (config.method, "lora_r", args.lora_r),
-        (config.method, "target_modules", args.lora_targets),
-        (config.train, "gradient_checkpointing", args.gradient_checkpointing),
-        (config.train, "optimizer", args.optimizer),
-    ]
-    for section, name, value in overrides:
-        if value is not None:
-            setattr(section, name, value)
-    config.check()  # flags are set in place: check every bound again
-    return config
-
-
-def estimate_from_args(args: argparse.Namespace) -> Estimate:
+def estimate_config(
+    config: FtuiConfig,
+    *,
+    device: str,
+    gpu_name: str | None,
+    dataset_tokens: int,
+    price: float | None,
+) -> Estimate:
+    """The estimate of a checked config, reading only the model's config.json."""
     from ftui.params import load_architecture
 
-    config = config_from_args(args)
     hf_config = load_architecture(config.model.name_or_path, config.model.trust_remote_code)
-    gpu = find_gpu(args.gpu) if args.gpu else None
     return estimate_run(
         config,
         hf_config,
-        device=args.device,
-        gpu=gpu,
-        dataset_tokens=args.dataset_tokens,
-        price_per_hour=args.price,
+        device=device,
+        gpu=find_gpu(gpu_name) if gpu_name else None,
+        dataset_tokens=dataset_tokens,
+        price_per_hour=price,
     )
 
 

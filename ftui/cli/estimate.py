@@ -1,0 +1,106 @@
+"""`ftui estimate`: memory, time and cost of a config before training.
+
+The config is a YAML file (or the defaults) with `--set KEY=VALUE` on top; the flags people
+type most are short for one setting each (`--lora-r 8` is `--set method.lora_r=8`) and take
+the same path, so the config checks every value. `--device`, `--gpu`, `--price` and
+`--dataset-tokens` are the estimate's own inputs, not settings of a run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+
+from ftui.cli.exits import EXIT_OK, refuse
+from ftui.cli.settings import add_set_option, add_setting_flag, config_with_settings
+from ftui.config import FtuiConfig, load_config
+
+SETTING_FLAGS = [  # (flag, dotted key, metavar)
+    ("--model", "model.name_or_path", "ID_OR_PATH"),
+    ("--method", "method.name", "METHOD"),
+    ("--seq-len", "data.max_length", "N"),
+    ("--batch-size", "train.batch_size", "B"),
+    ("--lora-r", "method.lora_r", "R"),
+    ("--lora-targets", "method.target_modules", "T"),
+    ("--optimizer", "train.optimizer", "NAME"),
+]
+QUANT_METHODS = {"4bit": "qlora", "8bit": "lora_8bit"}
+
+
+def add_estimate_parser(commands) -> None:
+    estimate = commands.add_parser(
+        "estimate",
+        help="memory, time and cost before training",
+        description="Estimate a config's peak memory, speed and cost without loading its\n"
+        "weights (only the model's config.json is read).",
+    )
+    estimate.add_argument("config", nargs="?", help="a YAML config (default: the defaults)")
+    for flag, key, metavar in SETTING_FLAGS:
+        add_setting_flag(estimate, flag, key, metavar)
+    add_setting_flag(estimate, "--gradient-checkpointing", "train.gradient_checkpointing")
+    add_setting_flag(estimate, "--quant", "method.name", mapping=QUANT_METHODS)
+    add_set_option(estimate)
+    estimate.add_argument(
+        "--device", choices=["cpu", "cuda"], default="cuda", help="where it would train"
+    )
+    estimate.add_argument(
+        "--gpu", metavar="NAME", help="GPU for time and cost, e.g. 'A100 80GB' (default H100)"
+    )
+    estimate.add_argument(
+        "--price",
+        type=non_negative(float),
+        metavar="USD",
+        help="price per GPU-hour in USD (default: the GPU's)",
+    )
+    estimate.add_argument(
+        "--dataset-tokens", type=non_negative(int), default=0, metavar="N",
+        help="tokens in one epoch, for the time and cost of an epoch",
+    )  # fmt: skip
+    estimate.add_argument("--json", action="store_true", help="machine-readable output")
+    estimate.set_defaults(handler=run_estimate)
+
+
+def non_negative(kind: type):
+    """An argparse type: a finite `kind` (int or float) of 0 or more, else a clear refusal."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            wanted = "a whole number" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"{text!r} is not {wanted}") from None
+        if not math.isfinite(value) or value < 0:
+            raise argparse.ArgumentTypeError(f"{text} must be a number of 0 or more")
+        return value
+
+    return parse
+
+
+def config_from_args(args: argparse.Namespace) -> FtuiConfig:
+    """The YAML config (or the defaults), then the short flags and --set in command-line
+    order, every rule checked by the config."""
+    base = load_config(args.config) if args.config else None
+    return config_with_settings(args.settings, base)
+
+
+def run_estimate(args: argparse.Namespace) -> int:
+    from ftui.estimate.cli_view import estimate_config, render_estimate
+    from ftui.models import ModelLoadError
+
+    try:
+        config = config_from_args(args)
+        estimate = estimate_config(
+            config,
+            device=args.device,
+            gpu_name=args.gpu,
+            dataset_tokens=args.dataset_tokens,
+            price=args.price,
+        )
+    except (ValueError, OSError, ModelLoadError) as exc:  # ConfigError is a ValueError
+        return refuse(exc)
+    if args.json:
+        print(json.dumps(estimate.to_dict(), indent=2))
+    else:
+        print(render_estimate(estimate))
+    return EXIT_OK
