@@ -1,18 +1,67 @@
-"""The Method tab in a real headless Chromium: counts, memory chart, fits, price, recommender.
+"""The Method tab: its widgets from the config's fields, then in a real headless Chromium.
 
-Drives the real `ftui serve` subprocess (see conftest.app_server) with Playwright. Nothing
-loads weights: every number comes from the meta-device estimator. Screenshots land in the
-test's tmp dir.
+The first tests build the tab inside `gr.Blocks()` (unit tier): every field declared
+`tab="method"` has its widget, and the method menu shows the settings the catalog lists. The
+browser test drives the real `ftui serve` subprocess (see conftest.app_server) with
+Playwright: counts, memory chart, fits, price, recommender. Nothing loads weights: every
+number comes from the meta-device estimator. Screenshots land in the test's tmp dir.
 """
 
 from __future__ import annotations
 
+import gradio as gr
 import pytest
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+from ftui.config import FtuiConfig, schema_fields
+from ftui.methods import METHODS
+from ftui.ui.method_tab import MethodTab, build_method_tab
 
 FULL_TRAINABLE = "134,515,008 trainable"  # SmolLM2-135M, every weight
 LORA_TRAINABLE = "4,884,480 trainable"  # r=16 on all linear layers
+
+
+METHOD_TAB_FIELDS = [spec for spec in schema_fields(FtuiConfig) if spec.tab == "method"]
+
+
+def built_tab() -> tuple[gr.Blocks, MethodTab]:
+    with gr.Blocks() as blocks:
+        tab = build_method_tab(gr.State({}), gr.Textbox("default"))
+    return blocks, tab
+
+
+def test_every_method_tab_field_has_a_widget_made_from_the_field():
+    _, tab = built_tab()
+    assert {"method.lora_r", "train.batch_size", "data.max_length"} <= {
+        spec.key for spec in METHOD_TAB_FIELDS
+    }
+    chosen_apart = {"model.name_or_path", "method.name", "method.objective"}
+    assert set(tab.settings) == chosen_apart | {spec.key for spec in METHOD_TAB_FIELDS}
+    for spec in METHOD_TAB_FIELDS:
+        widget = tab.settings[spec.key]
+        assert (widget.label, widget.info) == (spec.label, spec.help), spec.key
+        assert widget.value == spec.default, spec.key
+        if spec.slider is not None:
+            assert (widget.minimum, widget.maximum, widget.step) == spec.slider, spec.key
+    assert tab.method.elem_id == "method-name"
+    assert tab.method.choices == [(METHODS[n].title, n) for n in METHODS], "titles shown"
+
+
+def test_the_method_menu_shows_the_settings_the_catalog_lists():
+    blocks, tab = built_tab()
+    per_method = [spec.key for spec in METHOD_TAB_FIELDS if spec.key.startswith("method.")]
+    always = [spec.key for spec in METHOD_TAB_FIELDS if spec.key not in per_method]
+    default = tab.method.value
+    for key in per_method:  # as the page opens
+        assert tab.settings[key].visible == (key[len("method.") :] in METHODS[default].settings)
+    assert all(tab.settings[key].visible for key in always)
+
+    (on_choice,) = [fn for fn in blocks.fns.values() if (tab.method._id, "input") in fn.targets]
+    note = next(b for b in on_choice.outputs if "no settings of its own" in str(b.value))
+    for name, method in METHODS.items():
+        updates = dict(zip((b._id for b in on_choice.outputs), on_choice.fn(name), strict=True))
+        visible = {key for key in per_method if updates[tab.settings[key]._id]["visible"]}
+        assert visible == {f"method.{setting}" for setting in method.settings}, name
+        assert updates[note._id]["visible"] == (not method.settings), name
 
 
 def wait_until_idle(page) -> None:
@@ -27,6 +76,8 @@ def choose_method(page, title: str) -> None:
     page.get_by_role("option", name=title, exact=True).click()
 
 
+@pytest.mark.browser
+@pytest.mark.slow
 def test_method_counts_chart_fits_price_and_recommender(page, tmp_path):
     from playwright.sync_api import expect
 
