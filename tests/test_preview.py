@@ -1,4 +1,5 @@
-"""The Data tab's plain functions: preview, paging, example rendering, status text."""
+"""The Data tab's plain functions (preview, paging, example rendering, status text), and its
+settings widgets made from their config fields."""
 
 from __future__ import annotations
 
@@ -70,3 +71,23 @@ def test_paths_outside_the_allowed_roots_are_refused(tokenizer, tmp_path):
         str(root / ".." / "elsewhere.jsonl"), tokenizer=tokenizer, allowed_roots=[root]
     )
     assert not preview.ok and "outside" in status_markdown(preview)
+
+
+def test_the_data_tab_settings_are_made_from_their_fields(tmp_path):
+    import gradio as gr
+
+    from ftui.config import field_spec
+    from ftui.server.settings import ServerSettings
+    from ftui.ui.data_tab import build_data_tab
+    from ftui.ui.widgets import element_id
+    from ftui.workspace import Workspace
+
+    settings = ServerSettings(workspace=Workspace.open(tmp_path / "workspace"))
+    with gr.Blocks() as blocks:
+        build_data_tab(settings, gr.Textbox("default"))
+    by_id = {block.elem_id: block for block in blocks.blocks.values() if block.elem_id}
+    for key in ("data.format", "data.max_length", "data.validation_fraction"):
+        spec, widget = field_spec(key), by_id[element_id("data", key)]
+        assert (widget.label, widget.info, widget.value) == (spec.label, spec.help, spec.default)
+        if spec.slider is not None:
+            assert (widget.minimum, widget.maximum, widget.step) == spec.slider, key

@@ -1,7 +1,9 @@
 """Data tab: upload or pick a dataset, see its format, rows, a rendered example and statistics.
 
-Layout and wiring only. The work is done by `ftui.data.preview`; this module turns its plain
-values into component updates. Every callback returns a readable message instead of raising.
+Layout pieces, then wiring. The work is done by `ftui.data.preview`; this module turns its
+plain values into component updates. Every callback returns a readable message instead of
+raising. The settings (format, max length, validation share) are built from their config
+fields by `ftui.ui.widgets`: labels, help and slider ranges are declared there, not here.
 
 Each browser session keeps a `PreviewSample` (the first rows and examples, bounded) between
 clicks, never the whole dataset; text from the user goes into Markdown through
@@ -16,7 +18,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from ftui.config import DataConfig, field_choices, field_help
+from ftui.config import field_spec
 from ftui.data.formats import FORMAT_ROLES
 from ftui.data.preview import (
     DatasetPreview,
@@ -37,6 +39,7 @@ from ftui.models import (
 from ftui.presets import SAMPLES_DIR
 from ftui.server.demo import DemoRefusal, check_dataset_source
 from ftui.server.settings import ServerSettings
+from ftui.ui.widgets import config_widget, element_id
 
 SAMPLES = {
     "Support-ticket triage (instruction, JSON out)": "triage/train.jsonl",
@@ -54,9 +57,52 @@ class DataTab:
     status: gr.Markdown
 
 
+@dataclass
+class SourcePicker:
+    upload: gr.File
+    sample: gr.Dropdown
+    source: gr.Textbox  # what is analysed: a workspace path or a Hub id
+    load: gr.Button
+
+
+@dataclass
+class DataSettings:
+    """The config settings the preview depends on, and the column mapping."""
+
+    format: gr.Dropdown
+    max_length: gr.Slider
+    validation: gr.Slider
+    mapping_box: gr.Accordion
+    mapping: list[gr.Dropdown]  # one per role of ALL_ROLES
+
+
+@dataclass
+class PreviewPanes:
+    table: gr.Dataframe
+    page: gr.Number
+    pages: gr.Markdown
+    example_index: gr.Number
+    example: gr.HighlightedText
+    histogram: gr.BarPlot
+
+
 def build_data_tab(settings: ServerSettings, model_box: gr.Textbox) -> DataTab:
     dataset = gr.State({})
     preview_state = gr.State(None)  # a PreviewSample: bounded, whatever the dataset's size
+    picker = _layout_source_picker()
+    status = gr.Markdown("Upload a file or pick a sample to begin.", elem_id="data-status")
+    choices = _layout_settings()
+    panes = _layout_preview_panes()
+    tab = DataTab(dataset, status)
+    _wire_analysis(settings, model_box, tab, picker, choices, panes, preview_state)
+    _wire_browsing(panes, preview_state, model_box)
+    return tab
+
+
+# ---------------------------------------------------------------- layout pieces
+
+
+def _layout_source_picker() -> SourcePicker:
     with gr.Row():
         upload = gr.File(
             label=f"Upload a dataset ({', '.join(SUPPORTED_EXTENSIONS)})",
@@ -70,37 +116,29 @@ def build_data_tab(settings: ServerSettings, model_box: gr.Textbox) -> DataTab:
                 placeholder="uploads/my.jsonl or owner/dataset",
                 elem_id="data-source",
             )
-            load_button = gr.Button("Load")
-    status = gr.Markdown("Upload a file or pick a sample to begin.", elem_id="data-status")
+            load = gr.Button("Load")
+    return SourcePicker(upload, sample, source, load)
+
+
+def _layout_settings() -> DataSettings:
     with gr.Row():
-        format_box = gr.Dropdown(
-            field_choices(DataConfig, "format"),
-            value="auto",
-            label="Format",
-            info=field_help(DataConfig, "format"),
-        )
-        max_length = gr.Slider(
-            16,
-            8192,
-            value=DataConfig.max_length,
-            step=16,
-            label="Max length (tokens)",
-            info=field_help(DataConfig, "max_length"),
-        )
-        validation = gr.Slider(
-            0.0,
-            0.5,
-            value=DataConfig.validation_fraction,
-            step=0.01,
-            label="Validation fraction",
-            info=field_help(DataConfig, "validation_fraction"),
-        )
+        fmt = _setting_widget("data.format")
+        max_length = _setting_widget("data.max_length")
+        validation = _setting_widget("data.validation_fraction")
     with gr.Accordion("Column mapping", open=False) as mapping_box:
-        gr.Markdown(field_help(DataConfig, "columns"))
+        gr.Markdown(field_spec("data.columns").help)
         with gr.Row():
             mapping = [
                 gr.Dropdown([AUTO], value=AUTO, label=role, visible=False) for role in ALL_ROLES
             ]
+    return DataSettings(fmt, max_length, validation, mapping_box, mapping)
+
+
+def _setting_widget(key: str) -> gr.components.Component:
+    return config_widget(key, elem_id=element_id("data", key))
+
+
+def _layout_preview_panes() -> PreviewPanes:
     with gr.Tabs():
         with gr.Tab("Preview"):
             table = gr.Dataframe(elem_id="data-preview", wrap=True, max_height=420, max_chars=160)
@@ -125,58 +163,76 @@ def build_data_tab(settings: ServerSettings, model_box: gr.Textbox) -> DataTab:
                 title="Token length per example",
                 x_label_angle=-45,
             )
+    return PreviewPanes(table, page, pages, example_index, example, histogram)
 
-    analyse_inputs = [source, model_box, format_box, max_length, validation, *mapping]
-    analyse_outputs = [
-        status,
-        table,
-        pages,
-        example,
-        histogram,
-        dataset,
-        preview_state,
-        page,
-        example_index,
-        format_box,
-        mapping_box,
-        *mapping,
-    ]
+
+# ---------------------------------------------------------------- wiring
+
+
+def _wire_analysis(
+    settings: ServerSettings,
+    model_box: gr.Textbox,
+    tab: DataTab,
+    picker: SourcePicker,
+    choices: DataSettings,
+    panes: PreviewPanes,
+    preview_state: gr.State,
+) -> None:
+    """A new source is analysed from detection; a changed setting re-analyses the same one.
+    The inputs' order is the `analyse` and `reanalyse` API's parameter order."""
+    inputs = [picker.source, model_box, choices.format, choices.max_length, choices.validation]
+    inputs += choices.mapping
+    outputs = [
+        tab.status, panes.table, panes.pages, panes.example, panes.histogram, tab.dataset,
+        preview_state, panes.page, panes.example_index, choices.format, choices.mapping_box,
+        *choices.mapping,
+    ]  # fmt: skip
 
     def analyse(src, model, fmt, max_len, val_frac, *mapped):
-        preview, tokenizer, note = _run_preview(
-            settings, src, model, fmt, max_len, val_frac, dict(zip(ALL_ROLES, mapped, strict=True))
-        )
-        return _render(preview, tokenizer, note)
+        mapping = dict(zip(ALL_ROLES, mapped, strict=True))
+        return _render(*_run_preview(settings, src, model, fmt, max_len, val_frac, mapping))
 
     def analyse_new_source(src, model, _fmt, max_len, val_frac, *_mapped):
         """A new file starts from detection: earlier format and mapping do not apply."""
-        preview, tokenizer, note = _run_preview(settings, src, model, "auto", max_len, val_frac, {})
-        return _render(preview, tokenizer, note)
+        return _render(*_run_preview(settings, src, model, "auto", max_len, val_frac, {}))
 
     def from_upload(file):
-        """Keep the upload in the workspace; clear the widget so another file can follow."""
-        if not file:
-            return gr.skip(), gr.skip()
-        if os.path.getsize(file) > settings.max_upload_bytes:  # Gradio checks too; be sure
-            gr.Warning(f"Over this server's upload limit of {settings.max_upload_bytes >> 20} MB.")
-            return gr.skip(), None
-        stored = settings.workspace.store_upload(file)
-        return str(stored.relative_to(settings.workspace.root)), None
+        return _store_upload(settings, file)
 
-    fresh = {"fn": analyse_new_source, "inputs": analyse_inputs, "outputs": analyse_outputs}
-    upload.upload(from_upload, upload, [source, upload]).then(**fresh)
-    sample.input(
-        lambda name: str(SAMPLES_DIR / SAMPLES[name]) if name else gr.skip(), sample, source
-    ).then(**fresh)
-    load_button.click(api_name="analyse", **fresh)
-    source.submit(**fresh)
+    fresh = {"fn": analyse_new_source, "inputs": inputs, "outputs": outputs}
+    picker.upload.upload(from_upload, picker.upload, [picker.source, picker.upload]).then(**fresh)
+    picker.sample.input(_sample_path, picker.sample, picker.source).then(**fresh)
+    picker.load.click(api_name="analyse", **fresh)
+    picker.source.submit(**fresh)
     model_box.submit(**fresh)
-    format_box.input(analyse, analyse_inputs, analyse_outputs, api_name="reanalyse")
-    for control in (max_length, validation, *mapping):
-        control.input(analyse, analyse_inputs, analyse_outputs)
-    page.input(_page, [preview_state, page], [table, pages])
-    example_index.input(_example, [preview_state, model_box, example_index], example)
-    return DataTab(dataset=dataset, status=status)
+    choices.format.input(analyse, inputs, outputs, api_name="reanalyse")
+    for control in (choices.max_length, choices.validation, *choices.mapping):
+        control.input(analyse, inputs, outputs)
+
+
+def _wire_browsing(panes: PreviewPanes, preview_state: gr.State, model_box: gr.Textbox) -> None:
+    """Paging and the example number read the session's sample, not the dataset."""
+    panes.page.input(_page, [preview_state, panes.page], [panes.table, panes.pages])
+    example_inputs = [preview_state, model_box, panes.example_index]
+    panes.example_index.input(_example, example_inputs, panes.example)
+
+
+# ---------------------------------------------------------------- callbacks
+
+
+def _store_upload(settings: ServerSettings, file: str | None):
+    """Keep the upload in the workspace; clear the widget so another file can follow."""
+    if not file:
+        return gr.skip(), gr.skip()
+    if os.path.getsize(file) > settings.max_upload_bytes:  # Gradio checks too; be sure
+        gr.Warning(f"Over this server's upload limit of {settings.max_upload_bytes >> 20} MB.")
+        return gr.skip(), None
+    stored = settings.workspace.store_upload(file)
+    return str(stored.relative_to(settings.workspace.root)), None
+
+
+def _sample_path(name: str | None):
+    return str(SAMPLES_DIR / SAMPLES[name]) if name else gr.skip()
 
 
 def _run_preview(settings, source, model, fmt, max_len, val_frac, mapped):
