@@ -1,16 +1,16 @@
 """Every number in the config is bounded by the config's own validation.
 
 Bad values are refused through YAML (load_config), in-place changes through check(), the
-machine-dependent process count through check_runnable(), and the CLI through the same
-rules; the edges of each range are accepted. Pure config work, no model loading, except
-the save_total_limit run at the end (slow: it trains a tiny model for four steps).
+machine-dependent process count through check_runnable(), and the CLI (a YAML file, --set
+and the estimate's short flags) through the same rules; the edges of each range are
+accepted. Pure config work, no model loading, except the save_total_limit run at the end
+(slow: it trains a tiny model for four steps).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-import subprocess
 import sys
 import typing
 from pathlib import Path
@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO_ROOT, tiny_triage_config
 
+from ftui.cli import main
 from ftui.config import (
     MAX_PROCESSES,
     Bounds,
@@ -226,28 +227,19 @@ def test_cuda_asked_for_on_a_machine_without_gpus_says_so(without_torch):
 # ---------------------------------------------------------------- the command line
 
 
-def _ftui(*args: str, cwd=REPO_ROOT) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "ftui", *args],
-        cwd=cwd, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+@pytest.mark.parametrize("setting", [["--lora-r", "0"], ["--set", "method.lora_r=0"]])
+def test_estimate_refuses_a_lora_rank_of_zero(capsys, setting):
+    assert main(["estimate", "--model", "default", "--method", "lora", *setting]) == 2
+    assert "error: method.lora_r: 0 is out of range" in capsys.readouterr().err
 
 
-@pytest.mark.slow
-def test_estimate_refuses_a_lora_rank_override_of_zero():
-    result = _ftui("estimate", "--model", "default", "--method", "lora", "--lora-r", "0")
-    assert result.returncode == 2, result.stdout + result.stderr
-    assert "method.lora_r: 0 is out of range" in result.stderr
-
-
-@pytest.mark.slow
-def test_train_refuses_500_processes_and_queues_nothing(tmp_path):
+@pytest.mark.parametrize("setting", [[], ["--set", "train.num_processes=500"]])
+def test_train_refuses_500_processes_and_queues_nothing(capsys, tmp_path, setting):
     config = tmp_path / "big.yaml"
-    config.write_text("train:\n  num_processes: 500\n", encoding="utf-8")
+    config.write_text(f"train:\n  num_processes: {500 if not setting else 1}\n", encoding="utf-8")
     workspace = tmp_path / "workspace"
-    result = _ftui("train", str(config), "--workspace", str(workspace))
-    assert result.returncode == 2, result.stdout + result.stderr
-    assert "train.num_processes: 500 is out of range" in result.stderr
+    assert main(["train", str(config), "--workspace", str(workspace), *setting]) == 2
+    assert "train.num_processes: 500 is out of range" in capsys.readouterr().err
     assert not (workspace / "runs").exists() or not any((workspace / "runs").iterdir())
 
 
