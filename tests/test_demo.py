@@ -2,7 +2,8 @@
 real server that refuses an upload over the demo's cap, shows the banner, gives every browser
 its own signed visitor id and refuses state changes from other sites.
 
-The start-path tests call `start_run`, the function behind the Train tab's Start button.
+The start-path tests call `start_run`, the function behind the Train tab's Start button, with
+the demo limits the server reads once at start (ServerSettings.demo).
 """
 
 from __future__ import annotations
@@ -114,15 +115,15 @@ def jobs(tmp_path) -> Jobs:
     return Jobs(Workspace.open(tmp_path / "workspace"))
 
 
-def _start(jobs: Jobs, **changes) -> tuple[str, str | None]:
+def _start(jobs: Jobs, demo: DemoLimits, **changes) -> tuple[str, str | None]:
     values = {**start_values("triage-lora", PRESETS), **changes}
-    return start_run(jobs, "triage-lora", values, None, {}, PRESETS, owner="visitor")
+    return start_run(jobs, "triage-lora", values, None, {}, PRESETS, owner="visitor", demo=demo)
 
 
 def test_start_refuses_a_run_over_the_step_cap(jobs, monkeypatch):
-    monkeypatch.setenv("FTUI_DEMO", "1")
-    monkeypatch.setenv("FTUI_DEMO_MAX_STEPS", "20")
-    message, run_id = _start(jobs)
+    monkeypatch.setenv("FTUI_DEMO", "0")  # the limits handed over count, not the environment
+    capped = DemoLimits(enabled=True, max_steps=20)
+    message, run_id = _start(jobs, capped)
     assert run_id is None
     assert message == (
         "**Cannot start:** This run would take 75 optimizer steps; this public demo caps "
@@ -130,16 +131,21 @@ def test_start_refuses_a_run_over_the_step_cap(jobs, monkeypatch):
         "ftui on your own machine, or duplicate this Space and turn FTUI_DEMO off for more."
     )
     assert jobs.list() == []
-    message, run_id = _start(jobs, max_steps=500)
+    message, run_id = _start(jobs, capped, **{"train.max_steps": 500})
     assert "would take 500 optimizer steps" in message and run_id is None
 
 
-def test_start_refuses_everything_when_training_is_off(jobs, monkeypatch):
-    monkeypatch.setenv("FTUI_DEMO", "1")
-    monkeypatch.setenv("FTUI_DEMO_TRAINING", "off")
-    message, run_id = _start(jobs)
+def test_start_refuses_everything_when_training_is_off(jobs):
+    message, run_id = _start(jobs, DemoLimits(enabled=True, training=False))
     assert run_id is None and jobs.list() == []
     assert message.startswith("**Cannot start:** Training is switched off in this public demo.")
+
+
+def test_outside_demo_mode_the_start_path_checks_no_caps(jobs, monkeypatch):
+    monkeypatch.setattr("ftui.runs.jobs.launch", lambda run, **where: None)
+    monkeypatch.setenv("FTUI_DEMO", "1")  # read once by the server, not here
+    message, run_id = _start(jobs, DemoLimits(), **{"train.max_steps": 500})
+    assert run_id is not None and message.startswith("Started"), message
 
 
 def test_models_that_need_a_download_or_are_too_big_are_refused(tmp_path):

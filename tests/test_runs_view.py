@@ -1,7 +1,8 @@
 """What the Train tab shows about runs, from hand-made metrics and real run folders.
 
-Pure functions of ftui.ui.runs_view: plot frames (train and eval series), ETA (also after a
-resume), progress text, history rows, config diffs; and one run folder read end to end.
+Pure functions of ftui.ui.runs_view (plot frames with train and eval series, ETA also after a
+resume, progress text) and ftui.ui.runs_history (history rows, config diffs, comparisons);
+and one run folder read end to end.
 """
 
 from __future__ import annotations
@@ -15,24 +16,21 @@ from ftui.config import load_config
 from ftui.runs.jobs import Jobs
 from ftui.runs.rundir import create_run_dir
 from ftui.ui import runs_view
+from ftui.ui.runs_history import compare_frame, compare_runs, config_diff, flatten, history_frame
 from ftui.ui.runs_view import (
     EVAL_SERIES,
     TRAIN_SERIES,
-    compare_frame,
-    config_diff,
     current_step,
     default_run,
     eta_seconds,
-    flatten,
     folder_signature,
-    format_duration,
-    history_frame,
     loss_frame,
     metric_frame,
     progress_html,
     read_run_view,
     state_text,
 )
+from ftui.units import format_duration
 from ftui.workspace import Workspace
 
 
@@ -129,9 +127,10 @@ def test_progress_shows_step_percent_and_eta_while_running():
 
 @pytest.mark.parametrize(
     ("seconds", "text"),
-    [(None, "-"), (42.4, "42 s"), (185, "3 min 05 s"), (3720, "1 h 02 min")],
+    [(None, "-"), (42.4, "42 s"), (185, "3 min 05 s"), (3720, "1 h 02 min"), (0.42, "0.42 s")],
 )
-def test_format_duration(seconds, text):
+def test_durations_read_the_same_in_the_history_and_the_eta(seconds, text):
+    """ftui.units.format_duration, the one the history column and the ETA use."""
     assert format_duration(seconds) == text
 
 
@@ -247,12 +246,12 @@ def test_snapshot_and_comparison_of_queued_runs(tmp_path, launched):
     first.append_metrics(METRICS[0])
     assert runs_view.snapshot(jobs, first.run_id).folder != now.folder
 
-    found = runs_view.compare_runs(jobs, [first.run_id, second.run_id, "gone"])
+    found = compare_runs(jobs, [first.run_id, second.run_id, "gone"])
     assert found.note == "1 setting differs between these runs."
     assert list(found.diff["setting"]) == ["train.learning_rate"]
     assert list(found.diff.columns) == ["setting", first.run_id, second.run_id]
     assert found.names == [f"{first.run_id} · {TRAIN_SERIES}"]
-    assert runs_view.compare_runs(jobs, ["gone"]) is None
+    assert compare_runs(jobs, ["gone"]) is None
 
 
 def test_actions_check_the_owner_and_explain_refusals(tmp_path, launched):

@@ -12,7 +12,6 @@ import html
 
 import gradio as gr
 
-from ftui.config import ModelConfig, field_help
 from ftui.runs.jobs import Jobs
 from ftui.server.auth import Access
 from ftui.server.settings import ServerSettings
@@ -20,6 +19,7 @@ from ftui.ui.data_tab import build_data_tab
 from ftui.ui.method_tab import build_method_tab
 from ftui.ui.playground_tab import build_playground_tab
 from ftui.ui.train_tab import build_train_tab
+from ftui.ui.widgets import config_widget
 
 
 def build_app(settings: ServerSettings) -> gr.Blocks:
@@ -33,12 +33,7 @@ def build_app(settings: ServerSettings) -> gr.Blocks:
             gr.Markdown(f"**Warning:** {settings.exposed_warning}", elem_id="exposed-warning")
         if settings.access.checks_owners:
             _who_is_logged_in(settings.access)
-        model_box = gr.Textbox(
-            value=ModelConfig.name_or_path,
-            label="Model",
-            info=field_help(ModelConfig, "name_or_path"),
-            elem_id="model-box",
-        )
+        model_box = config_widget("model.name_or_path", elem_id="model-box")
         with gr.Tabs():
             with gr.Tab("Data", id="data"):
                 data_tab = build_data_tab(settings, model_box)

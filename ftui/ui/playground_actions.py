@@ -10,6 +10,7 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
+from ftui.config import ConfigError, FtuiConfig, config_from_dotted
 from ftui.evaluate.cache import ComparisonCache
 from ftui.evaluate.compare import (
     TITLES,
@@ -21,8 +22,8 @@ from ftui.evaluate.compare import (
 from ftui.runs.jobs import JobError, Jobs
 from ftui.runs.rundir import RunDir
 from ftui.server.auth import NAME_PATTERN, Access, PermissionDenied, User
-from ftui.server.demo import DemoLimits
 from ftui.server.hub_auth import push_token
+from ftui.server.settings import ServerSettings
 from ftui.workspace import PathOutsideWorkspace, Workspace
 
 CASES_SHOWN = 3
@@ -66,13 +67,7 @@ def run_dir(jobs: Jobs, run_id: str | None) -> RunDir:
 
 
 def require_owner(
-    jobs: Jobs,
-    workspace: Workspace,
-    access: Access,
-    request: Any,
-    run_id: str,
-    out: str,
-    action: str,
+    jobs: Jobs, settings: ServerSettings, request: Any, run_id: str, out: str, action: str
 ) -> Path:
     """May this caller merge or push this run into (from) `out`? Returns the export folder;
     raises gr.Error saying why not.
@@ -81,7 +76,8 @@ def require_owner(
     owner or an admin, and only inside their own exports/<name>/ (an admin: anywhere in
     exports/), so nobody overwrites or publishes another person's export or upload.
     Local mode: the one user, anywhere in the workspace."""
-    if is_demo(access):
+    workspace, access = settings.workspace, settings.access
+    if is_demo(settings):
         raise gr.Error(DEMO_NO_EXPORT)
     if not access.checks_owners:
         return _export_folder(workspace, out, run_id)
@@ -103,9 +99,9 @@ def require_owner(
     return folder
 
 
-def is_demo(access: Access) -> bool:
-    """A public demo (FTUI_DEMO=1, or an Access in demo mode)."""
-    return access.mode == "demo" or DemoLimits.from_env().enabled
+def is_demo(settings: ServerSettings) -> bool:
+    """A public demo: demo limits on (FTUI_DEMO=1, read once at start), or logins in demo mode."""
+    return settings.access.mode == "demo" or settings.demo.enabled
 
 
 def own_exports(workspace: Workspace, user: User) -> Path:
@@ -118,9 +114,10 @@ def own_exports(workspace: Workspace, user: User) -> Path:
     return exports / user.name
 
 
-def default_export_folder(access: Access, request: Any) -> str:
+def default_export_folder(settings: ServerSettings, request: Any) -> str:
     """What the folder box starts with: exports/<you>/ where runs have owners."""
-    user = access.user(request) if access.checks_owners and not is_demo(access) else None
+    access = settings.access
+    user = access.user(request) if access.checks_owners and not is_demo(settings) else None
     return f"exports/{user.name}/" if user and NAME_PATTERN.match(user.name) else "exports/"
 
 
@@ -166,6 +163,7 @@ def stream_three(
     if not text or not text.strip():
         raise gr.Error("Type a prompt to compare.")
     compare = _comparison(cache, run_dir(jobs, run_id))
+    tokens = eval_setting(compare.config, "max_new_tokens", tokens)
     prompt = prompt_from_text(compare.config, text.strip())
     shots = _shots(shot_rows)
     decoding = {"do_sample": True, "temperature": temperature, "top_p": top_p}
@@ -176,7 +174,7 @@ def stream_three(
         stats[index] = "_answering..._"
         chat = compare.chat(prompt, variant, shots)
         try:
-            for answer in compare.stream(chat, variant, int(tokens), **decoding):
+            for answer in compare.stream(chat, variant, tokens, **decoding):
                 texts[index] = answer.text
                 yield (*texts, *stats)
         except GenerationError as exc:
@@ -187,6 +185,15 @@ def stream_three(
             f"{answer.tokens_per_second:.1f} tokens/s{note}"
         )
         yield (*texts, *stats)
+
+
+def eval_setting(config: FtuiConfig, name: str, value: Any) -> Any:
+    """A Playground value for the eval.<name> field, checked by the config like any other
+    setting (type and range); a bad or empty one raises gr.Error naming the key."""
+    try:
+        return getattr(config_from_dotted({f"eval.{name}": value}, base=config).eval, name)
+    except ConfigError as exc:
+        raise gr.Error(str(exc)) from None
 
 
 def _comparison(cache: ComparisonCache, run: RunDir) -> Any:
@@ -217,10 +224,12 @@ def _user_text(messages: list[dict[str, str]]) -> str:
 # ---------------------------------------------------------------- batch evaluation
 
 
-def evaluate(jobs: Jobs, run_id: str, count: int, progress: Any) -> dict:
+def evaluate(jobs: Jobs, run_id: str, count: Any, progress: Any) -> dict:
+    """Score `count` validation rows (an eval.limit, checked by the config) of the run."""
     from ftui.evaluate.batch import evaluate_run
 
     run = run_dir(jobs, run_id)
+    count = eval_setting(run.read_config(), "limit", count)
     try:
         return evaluate_run(run, limit=count, progress=lambda f, text: progress(f, desc=text))
     except ValueError as exc:

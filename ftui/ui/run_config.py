@@ -1,33 +1,34 @@
 """The config of a new run from the Train tab, and the command line that does the same.
 
 A run starts from a preset (presets/*.yaml) or from the current selection (the Data tab's
-dataset and the Method tab's settings, defaults for the rest); the tab's train settings go on
-top. Every value is checked here, on the server, and a bad one raises ConfigError with a
-sentence that names the setting.
+dataset and the Method tab's settings, defaults for the rest); the Train tab's settings (the
+fields declared with tab="train", TRAIN_KEYS) go on top. This module only hands values over:
+`ftui.config.config_from_dotted` checks each against its field, on the server, and a bad one
+raises ConfigError with a sentence that names the key.
 
-    message, run_id = start_run(jobs, start_from, values, dataset, settings, presets_dir, owner)
+    values = start_values("triage-lora", presets_dir)    # {"name": ..., "train.epochs": ...}
+    message, run_id = start_run(jobs, start_from, values, dataset, settings, presets_dir,
+                                owner, demo=server_settings.demo)
     message, yaml_text, command = preview_run(workspace, start_from, values, ...)
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 import shlex
 import time
-import typing
 from pathlib import Path
 from typing import Any
 
 from ftui.config import (
     ConfigError,
-    DataConfig,
     FtuiConfig,
-    TrainConfig,
-    config_from_dict,
-    config_to_dict,
-    field_choices,
+    config_from_dotted,
+    field_spec,
     load_config,
+    schema_fields,
     write_config,
 )
 from ftui.markup import markdown_literal
@@ -38,10 +39,7 @@ from ftui.server.hub_auth import web_may_use_server_token
 from ftui.workspace import Workspace
 
 CURRENT_SELECTION = "Current selection"
-TRAIN_FIELDS = (
-    "epochs", "max_steps", "learning_rate", "eval_every", "save_every",
-    "early_stopping_patience", "num_processes",
-)  # fmt: skip
+TRAIN_KEYS = tuple(spec.key for spec in schema_fields(FtuiConfig) if spec.tab == "train")
 CONFIGS_FOLDER = "configs"
 
 
@@ -58,12 +56,18 @@ def load_preset(presets_dir: Path, name: str) -> FtuiConfig:
 
 
 def start_values(start_from: str, presets_dir: Path, dataset: dict | None = None) -> dict[str, Any]:
-    """The run name and train settings to show for a starting point."""
+    """The run name and the Train tab's settings (TRAIN_KEYS) to show for a starting point."""
     if start_from == CURRENT_SELECTION:
-        config = FtuiConfig(name=_selection_name("lora", dataset or {}))
+        method = field_spec("method.name").default
+        config = FtuiConfig(name=_selection_name(method, dataset or {}))
     else:
         config = load_preset(presets_dir, start_from)
-    return {"name": config.name, **{name: getattr(config.train, name) for name in TRAIN_FIELDS}}
+    return {"name": config.name, **{key: dotted_value(config, key) for key in TRAIN_KEYS}}
+
+
+def dotted_value(config: FtuiConfig, key: str) -> Any:
+    """config's value at a dotted key: dotted_value(config, "train.epochs")."""
+    return functools.reduce(getattr, key.split("."), config)
 
 
 def config_for_start(
@@ -102,50 +106,32 @@ def config_from_selection(dataset: dict, settings: dict[str, Any]) -> FtuiConfig
             f"The dataset {dataset.get('source')} has errors: fix them in the Data tab first."
         )
     fmt = dataset.get("format")
-    tree: dict[str, Any] = {
-        "data": {
-            "path": str(dataset["source"]),
-            "format": fmt if fmt in field_choices(DataConfig, "format") else "auto",
-            "columns": {str(k): str(v) for k, v in (dataset.get("columns") or {}).items()},
-        }
+    chosen: dict[str, Any] = {
+        "data.path": str(dataset["source"]),
+        "data.format": fmt if fmt in field_spec("data.format").choices else "auto",
+        "data.columns": {str(k): str(v) for k, v in (dataset.get("columns") or {}).items()},
     }
     if dataset.get("validation_fraction") is not None:
-        tree["data"]["validation_fraction"] = float(dataset["validation_fraction"])
-    for key, value in settings.items():
-        section, name = key.split(".", 1)
-        tree.setdefault(section, {})[name] = _widget_value(section, name, value)
-    tree["name"] = _selection_name(tree.get("method", {}).get("name", "lora"), dataset)
-    return config_from_dict(tree)
+        chosen["data.validation_fraction"] = dataset["validation_fraction"]
+    config = config_from_dotted({**chosen, **settings})
+    return dataclasses.replace(config, name=_selection_name(config.method.name, dataset))
 
 
 def with_train_values(config: FtuiConfig, values: dict[str, Any]) -> FtuiConfig:
-    """A copy of `config` with the run name and TRAIN_FIELDS from `values`, checked."""
-    tree = config_to_dict(config)
+    """`config` with the Train tab's run name and settings on top, checked by the config.
+    An empty name keeps the config's; an empty setting (a cleared number box) is refused."""
+    settings = {key: _filled(key, values.get(key)) for key in TRAIN_KEYS}
     name = str(values.get("name") or "").strip()
     if name:
-        tree["name"] = name
-    for key in TRAIN_FIELDS:
-        value = values.get(key)
-        if value is None:
-            raise ConfigError(f"train.{key} is empty: type a number")
-        tree["train"][key] = _widget_value("train", key, value)
-    config = config_from_dict(tree)
-    check_train_values(config.train)
-    return config
+        settings["name"] = name
+    return config_from_dotted(settings, base=config)
 
 
-def check_train_values(train: TrainConfig) -> None:
-    """Ranges the config classes leave to the trainer, said before anything starts."""
-    rules = [
-        ("epochs", train.epochs > 0, "must be more than 0, e.g. 1"),
-        ("max_steps", train.max_steps == -1 or train.max_steps >= 1, "must be -1 or 1+"),
-        ("eval_every", train.eval_every >= 1, "must be at least 1 step"),
-        ("save_every", train.save_every >= 1, "must be at least 1 step"),
-        ("early_stopping_patience", train.early_stopping_patience >= 0, "must be 0 or more"),
-    ]
-    for key, ok, rule in rules:
-        if not ok:
-            raise ConfigError(f"train.{key} {rule} (got {getattr(train, key)})")
+def _filled(key: str, value: Any) -> Any:
+    if value is None:
+        number = field_spec(key).kind in ("int", "float")
+        raise ConfigError(f"{key} is empty: {'type a number' if number else 'choose a value'}")
+    return value
 
 
 def save_for_cli(
@@ -179,15 +165,6 @@ def _selection_name(method: str, dataset: dict) -> str:
     return f"{method}-{stem}"[:60]
 
 
-def _widget_value(section: str, name: str, value: Any) -> Any:
-    """Sliders hand over floats: whole numbers become ints for int fields."""
-    section_class = typing.get_type_hints(FtuiConfig).get(section)
-    hint = typing.get_type_hints(section_class).get(name) if section_class else None
-    if hint is int and isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
-
-
 def start_run(
     jobs: Jobs,
     start_from: str,
@@ -196,15 +173,18 @@ def start_run(
     settings: dict[str, Any],
     presets_dir: Path,
     owner: str,
+    *,
+    demo: DemoLimits,
 ) -> tuple[str, str | None]:
     """Check the config and queue the run: (a sentence for the user, the run id or None).
 
-    The run's model path is confined like every model path a web caller names, and its
-    trainer gets the server's Hub token only where an admin opted in (ftui.server.hub_auth)."""
+    The run's model path is confined like every model path a web caller names; a public
+    demo's caps (`demo`, the server's ServerSettings.demo) are checked; and the trainer gets
+    the server's Hub token only where an admin opted in (ftui.server.hub_auth)."""
     try:
         config, cwd = config_for_start(start_from, values, dataset, settings, presets_dir)
         config = with_checked_model_path(config)
-        check_demo_limits(jobs, config, cwd)
+        check_demo_limits(jobs, config, cwd, demo)
         run = jobs.submit(config, owner=owner, cwd=cwd, server_token=web_may_use_server_token())
     except (ConfigError, JobError, ModelLoadError, OSError) as exc:
         return f"**Cannot start:** {markdown_literal(exc)}", None
@@ -223,9 +203,8 @@ def with_checked_model_path(config: FtuiConfig) -> FtuiConfig:
     return dataclasses.replace(config, model=dataclasses.replace(config.model, name_or_path=source))
 
 
-def check_demo_limits(jobs: Jobs, config: FtuiConfig, cwd: Path) -> None:
-    """In demo mode (FTUI_DEMO=1), refuse a run over the public demo's caps (ftui.server.demo)."""
-    limits = DemoLimits.from_env()
+def check_demo_limits(jobs: Jobs, config: FtuiConfig, cwd: Path, limits: DemoLimits) -> None:
+    """In demo mode, refuse a run over the public demo's caps (ftui.server.demo)."""
     if limits.enabled:
         active = sum(row["state"] in ("queued", "running") for row in jobs.list())
         check_run(config, cwd, limits, active_runs=active)

@@ -1,13 +1,12 @@
-"""What the Train tab shows about runs, as plain values: plot frames, progress, history, diffs.
+"""What the Train tab shows about runs, as plain values: plot frames, progress, actions.
 
-Everything is read from the run folder (status.json, metrics.jsonl, train.log, config.yaml)
-and the job index rows (`Jobs.list()`), so a reloaded page or a restarted server shows a run
-exactly as far as it got. No gradio here: the tab module turns these values into components.
+Everything is read from the run folder (status.json, metrics.jsonl, train.log) and the job
+index rows (`Jobs.list()`), so a reloaded page or a restarted server shows a run exactly as
+far as it got. No gradio here: the tab module turns these values into components. The
+history table and the comparison of runs live in `ftui.ui.runs_history`.
 
     now = snapshot(jobs, run_id)            # the job list, the run to watch, change marks
     view = read_run_view(row, run)          # one run: curves, progress, log, error, actions
-    history_frame(now.rows)                 # the history table
-    compare_runs(jobs, [id, ...])           # overlaid loss curves and differing config keys
     act_on_run(jobs, "cancel", id, user)    # cancel / resume / delete, said in a sentence
 
 Run names, owners, model ids, dataset paths, ids typed into the run box and error messages are
@@ -24,22 +23,18 @@ from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
-import yaml
 
 from ftui.markup import markdown_literal
 from ftui.runs.jobs import JobError, Jobs
 from ftui.runs.rundir import FINISHED, RunDir
 from ftui.server.auth import User, can_act
 from ftui.server.hub_auth import web_may_use_server_token
+from ftui.units import format_duration
 
 ACTIVE = ("queued", "running")
 LOG_LINES = 20
 TRAIN_SERIES = "train loss"
 EVAL_SERIES = "eval loss"
-HISTORY_COLUMNS = [
-    "run", "state", "owner", "model", "method", "dataset", "steps",
-    "train loss", "eval loss", "duration", "tokens", "queue",
-]  # fmt: skip
 
 
 # ---------------------------------------------------------------- curves
@@ -66,18 +61,6 @@ def metric_frame(metrics: list[dict[str, Any]], key: str, scale: float = 1.0) ->
     rows = [(m["step"], m[key] * scale) for m in metrics if _has(m, key) and _has(m, "loss")]
     # numeric even when empty: Gradio picks the axis types from the first data it draws
     return pd.DataFrame(rows, columns=["step", "value"]).astype({"step": int, "value": float})
-
-
-def compare_frame(metrics_by_run: dict[str, list[dict[str, Any]]]) -> pd.DataFrame:
-    """Loss curves of several runs on one plot: step, loss, curve ("<run> · train loss")."""
-    frames = []
-    for run_id, metrics in metrics_by_run.items():
-        frame = loss_frame(metrics).dropna()
-        frame["curve"] = run_id + " · " + frame.pop("series")
-        frames.append(frame)
-    if not frames:
-        return pd.DataFrame(columns=["step", "loss", "curve"])
-    return pd.concat(frames, ignore_index=True)
 
 
 def _has(record: dict[str, Any], key: str) -> bool:
@@ -116,20 +99,6 @@ def current_step(metrics: list[dict[str, Any]], status: dict[str, Any]) -> tuple
         (m["max_steps"] for m in reversed(metrics) if m.get("max_steps")), None
     )
     return step, total
-
-
-def format_duration(seconds: float | None) -> str:
-    """42 s, 3 min 05 s, 1 h 02 min; '-' when unknown."""
-    if seconds is None:
-        return "-"
-    seconds = int(round(seconds))
-    if seconds < 60:
-        return f"{seconds} s"
-    minutes, seconds = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes} min {seconds:02d} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min"
 
 
 def state_text(row: dict[str, Any]) -> str:
@@ -254,71 +223,6 @@ def run_choices(rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
     return [(f"{row['id']} ({state_text(row)})", row["id"]) for row in rows]
 
 
-def history_frame(rows: list[dict[str, Any]], now: float | None = None) -> pd.DataFrame:
-    """One row per run, newest first, with final losses, duration, tokens and queue place."""
-    records = [
-        [
-            row["id"],
-            row["state"],
-            row["owner"],
-            row["model"],
-            row["method"],
-            row["dataset"],
-            row["steps"],
-            _rounded(row["train_loss"]),
-            _rounded(row["eval_loss"]),
-            format_duration(duration_of(row, now)),
-            int(row["tokens"]) if row["tokens"] is not None else None,
-            row.get("position"),
-        ]
-        for row in rows
-    ]
-    return pd.DataFrame(records, columns=HISTORY_COLUMNS, dtype=object)  # ints stay ints
-
-
-def _rounded(value: float | None) -> float | None:
-    return round(value, 4) if value is not None else None
-
-
-def read_config_dict(run: RunDir) -> dict[str, Any]:
-    """The run's config.yaml as plain data ({} when missing or unreadable)."""
-    try:
-        data = yaml.safe_load(run.config_path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """{'train': {'epochs': 1}} -> {'train.epochs': 1}."""
-    flat: dict[str, Any] = {}
-    for key, value in data.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
-            flat.update(flatten(value, f"{name}."))
-        else:
-            flat[name] = value
-    return flat
-
-
-def config_diff(configs: dict[str, dict[str, Any]]) -> pd.DataFrame:
-    """Config keys as rows, runs as columns: the keys that differ (every key for one run)."""
-    flat = {run_id: flatten(config) for run_id, config in configs.items()}
-    keys = list(dict.fromkeys(key for values in flat.values() for key in values))
-    if len(flat) > 1:
-        keys = [key for key in keys if len({repr(v.get(key)) for v in flat.values()}) > 1]
-    records = [[key, *(_cell(values.get(key)) for values in flat.values())] for key in keys]
-    return pd.DataFrame(records, columns=["setting", *flat])
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, (dict, list)):
-        return yaml.safe_dump(value, default_flow_style=True).strip()
-    return str(value)
-
-
 # ---------------------------------------------------------------- polling
 
 
@@ -342,33 +246,6 @@ def snapshot(jobs: Jobs, run_id: str | None) -> Snapshot:
     folder = folder_signature(jobs.run_dir(chosen)) if chosen else None
     active = any(row["state"] in ACTIVE for row in rows)
     return Snapshot(rows, chosen, listing, folder, active)
-
-
-@dataclass
-class Comparison:
-    note: str
-    curves: pd.DataFrame  # compare_frame of the runs
-    diff: pd.DataFrame  # config_diff of the runs
-    names: list[str]  # the curves, in drawing order
-
-
-def compare_runs(jobs: Jobs, run_ids: list[str] | None) -> Comparison | None:
-    """Loss curves and config differences of the named runs (unknown ids are skipped)."""
-    known = {row["id"] for row in jobs.list()}
-    chosen = [run_id for run_id in run_ids or [] if run_id in known]
-    if not chosen:
-        return None
-    runs = {run_id: jobs.run_dir(run_id) for run_id in chosen}
-    curves = compare_frame({run_id: run.read_metrics() for run_id, run in runs.items()})
-    diff = config_diff({run_id: read_config_dict(run) for run_id, run in runs.items()})
-    if len(chosen) == 1:
-        note = "One run: its whole config. Choose another to see what differs."
-    elif diff.empty:
-        note = "These runs have the same config."
-    else:
-        count = len(diff)
-        note = f"{count} setting{'s differ' if count > 1 else ' differs'} between these runs."
-    return Comparison(note, curves, diff, list(dict.fromkeys(curves["curve"])))
 
 
 # ---------------------------------------------------------------- actions

@@ -1,8 +1,9 @@
 """Train tab: start a run, watch it live, stop, resume or delete it, compare runs from history.
 
-Layout and wiring only. New runs' configs come from `ftui.ui.run_config`, everything shown
-about a run from `ftui.ui.runs_view` (read from its folder, so a reload shows all of it), and
-every action goes through `ftui.runs.jobs.Jobs` on the server; the browser only names a run id.
+Wiring only: the components come from `ftui.ui.train_layout`, new runs' configs from
+`ftui.ui.run_config`, everything shown about a run from `ftui.ui.runs_view` and
+`ftui.ui.runs_history` (read from its folder, so a reload shows all of it), and every action
+goes through `ftui.runs.jobs.Jobs` on the server; the browser only names a run id.
 
 A gr.Timer polls every ACTIVE_SECONDS while any run is queued or running and every
 IDLE_SECONDS otherwise. Each tick also refreshes the queue (dead runs are marked failed,
@@ -18,87 +19,27 @@ from typing import Any
 import gradio as gr
 from gradio.events import Dependency
 
-from ftui.config import TrainConfig, field_help
 from ftui.presets import PRESETS_DIR
 from ftui.runs.jobs import Jobs
 from ftui.server.auth import Access
 from ftui.server.settings import ServerSettings
+from ftui.ui import train_layout as layout
 from ftui.ui.run_config import (
     CURRENT_SELECTION,
-    TRAIN_FIELDS,
     preset_names,
     preview_run,
     selection_summary,
     start_run,
     start_values,
 )
-from ftui.ui.runs_view import (
-    LOG_LINES,
-    act_on_run,
-    compare_runs,
-    history_frame,
-    read_run_view,
-    run_choices,
-    snapshot,
-)
+from ftui.ui.runs_history import compare_runs, history_frame
+from ftui.ui.runs_view import act_on_run, read_run_view, run_choices, snapshot
+from ftui.ui.train_layout import PLOTS, History, LiveView, StartForm
 
 ACTIVE_SECONDS = 2.0
 IDLE_SECONDS = 10.0
 DEFAULT_PRESET = "triage-lora"
-NUMBER_LABELS = {
-    "epochs": ("Epochs", None),
-    "max_steps": ("Max steps", 0),
-    "learning_rate": ("Learning rate", None),
-    "eval_every": ("Eval every (steps)", 0),
-    "save_every": ("Save every (steps)", 0),
-    "early_stopping_patience": ("Early-stopping patience", 0),
-    "num_processes": ("Processes", 0),
-}  # field -> (label, precision)
-PLOTS = {  # RunView attribute -> (title, y axis title)
-    "learning_rate": ("Learning rate", "lr"),
-    "grad_norm": ("Gradient norm", "grad norm"),
-    "tokens_per_second": ("Tokens per second", "tokens/s"),
-    "memory_gb": ("Peak memory in use (GB)", "GB"),
-}
 QUIET = {"show_progress": "hidden", "api_visibility": "private"}  # redraws, not API endpoints
-
-
-@dataclass
-class StartForm:
-    start_from: gr.Dropdown
-    name: gr.Textbox
-    numbers: dict[str, gr.Number]  # TRAIN_FIELDS -> widget
-    preview: gr.Button
-    start: gr.Button
-    selection: gr.Markdown  # what "Current selection" would train
-    status: gr.Markdown
-    command: gr.Code
-    yaml: gr.Code
-    accordion: gr.Accordion
-
-
-@dataclass
-class LiveView:
-    run: gr.Dropdown
-    buttons: dict[str, gr.Button]  # cancel, resume, delete
-    action_status: gr.Markdown
-    header: gr.Markdown
-    progress: gr.HTML
-    error: gr.Textbox
-    loss: gr.LinePlot
-    plots: dict[str, gr.LinePlot]  # PLOTS keys
-    log: gr.Code
-
-
-@dataclass
-class History:
-    table: gr.Dataframe
-    refresh: gr.Button
-    compare: gr.Dropdown
-    note: gr.Markdown
-    compared: gr.Column  # shown once runs are chosen
-    plot: gr.LinePlot
-    diff: gr.Dataframe
 
 
 @dataclass
@@ -115,7 +56,11 @@ def build_train_tab(
     dataset: gr.State,
     method_settings: dict[str, gr.components.Component],
 ) -> TrainTab:
-    tab = TrainTab(_start_form(), _live_view(), _history(), gr.Timer(ACTIVE_SECONDS))
+    presets = preset_names(PRESETS_DIR)
+    first = DEFAULT_PRESET if DEFAULT_PRESET in presets else CURRENT_SELECTION
+    values = start_values(first, PRESETS_DIR)
+    form = layout.start_form([*presets, CURRENT_SELECTION], first, values)
+    tab = TrainTab(form, layout.live_view(), layout.history(), gr.Timer(ACTIVE_SECONDS))
     started = _wire_start(tab.form, tab.live.run, settings, jobs, dataset, method_settings)
     _wire_watching(tab, jobs, started, settings.access)
     _wire_comparison(tab.history, jobs)
@@ -134,24 +79,26 @@ def _wire_start(
     method_settings: dict[str, gr.components.Component],
 ) -> Dependency:
     """Fill the form from its starting point; preview and start runs. Returns the start."""
-    keys = list(method_settings)
-    inputs = [form.start_from, form.name, *form.numbers.values(), dataset]
+    train_keys, method_keys = list(form.settings), list(method_settings)
+    inputs = [form.start_from, form.name, *form.settings.values(), dataset]
     inputs += list(method_settings.values())
 
     def split(values) -> tuple:
-        """Form values -> (start_from, train values, dataset, method settings)."""
-        start_from, name, *numbers = values[: 2 + len(TRAIN_FIELDS)]
-        data, method = values[2 + len(TRAIN_FIELDS)], values[3 + len(TRAIN_FIELDS) :]
-        train = {"name": name, **dict(zip(TRAIN_FIELDS, numbers, strict=True))}
-        return start_from, train, data, dict(zip(keys, method, strict=True))
+        """Form values -> (start_from, name and train settings, dataset, method settings)."""
+        start_from, name, *rest = values
+        train, rest = rest[: len(train_keys)], rest[len(train_keys) :]
+        data, method = rest[0], rest[1:]
+        named = {"name": name, **dict(zip(train_keys, train, strict=True))}
+        return start_from, named, data, dict(zip(method_keys, method, strict=True))
 
     def start(request: gr.Request, *values):
         start_from, train, data, method = split(values)
         user = settings.access.user(request)
         if user is None:
             return "Log in first: this server runs in team mode.", gr.skip()
-        owner = user.name
-        message, run_id = start_run(jobs, start_from, train, data, method, PRESETS_DIR, owner)
+        message, run_id = start_run(
+            jobs, start_from, train, data, method, PRESETS_DIR, user.name, demo=settings.demo
+        )
         return message, gr.update(value=run_id) if run_id else gr.skip()
 
     def preview(*values):
@@ -161,10 +108,16 @@ def _wire_start(
         )
         return message, command, text, gr.Accordion(open=bool(text))
 
+    def fill(start_from: str, data: dict | None) -> list:
+        """The selection summary's visibility, the run name and the train settings."""
+        values = start_values(start_from, PRESETS_DIR, data)
+        selection = gr.update(visible=start_from == CURRENT_SELECTION)
+        return [selection, values["name"], *(values[key] for key in train_keys)]
+
     form.start_from.input(
-        _fill_form,
+        fill,
         [form.start_from, dataset],
-        [form.selection, form.name, *form.numbers.values()],
+        [form.selection, form.name, *form.settings.values()],
         api_visibility="private",
     )
     model_box = method_settings["model.name_or_path"]
@@ -213,131 +166,6 @@ def _wire_comparison(history: History, jobs: Jobs) -> None:
         [history.note, history.compared, history.plot, history.diff, names],
         api_name="compare_runs",
     ).then(lambda curves: gr.LinePlot(colors_in_legend=curves), names, history.plot, **QUIET)
-
-
-# ---------------------------------------------------------------- layout pieces
-
-
-def _start_form() -> StartForm:
-    presets = preset_names(PRESETS_DIR)
-    first = DEFAULT_PRESET if DEFAULT_PRESET in presets else CURRENT_SELECTION
-    values = start_values(first, PRESETS_DIR)
-    gr.Markdown("## Start a run")
-    with gr.Row(equal_height=True):
-        start_from = gr.Dropdown(
-            [*presets, CURRENT_SELECTION],
-            value=first,
-            label="Start from",
-            info="A preset, or the current selection: the Data tab's dataset and the Method "
-            "tab's settings (defaults for everything else).",
-            elem_id="train-start-from",
-        )
-        name = gr.Textbox(
-            values["name"], label="Run name", info="A short name.", elem_id="train-name"
-        )
-    selection = gr.Markdown(
-        selection_summary({}, "default"),
-        visible=first == CURRENT_SELECTION,
-        elem_id="train-selection",
-    )
-    numbers = {}
-    with gr.Row(equal_height=True):
-        for key in TRAIN_FIELDS:
-            label, precision = NUMBER_LABELS[key]
-            numbers[key] = gr.Number(
-                values[key],
-                label=label,
-                info=field_help(TrainConfig, key),
-                precision=precision,
-                elem_id=f"train-{key.replace('_', '-')}",
-                min_width=140,
-            )
-    with gr.Row():
-        preview = gr.Button("Preview command", elem_id="train-preview", scale=0)
-        start = gr.Button("Start run", variant="primary", elem_id="train-start", scale=0)
-    status = gr.Markdown("", elem_id="train-status")
-    with gr.Accordion("The same run from the command line", open=False) as accordion:
-        command = gr.Code(language="shell", label="Command", elem_id="train-command")
-        yaml_code = gr.Code(language="yaml", label="Config", elem_id="train-yaml")
-    return StartForm(
-        start_from, name, numbers, preview, start, selection, status, command, yaml_code, accordion
-    )
-
-
-def _live_view() -> LiveView:
-    gr.Markdown("## Watch a run")
-    with gr.Row(equal_height=True):
-        run = gr.Dropdown(
-            [],
-            label="Run",
-            info="The newest active run is shown first.",
-            allow_custom_value=True,
-            elem_id="train-run",
-            scale=3,
-        )
-        buttons = {
-            name: gr.Button(
-                name.title(), interactive=False, elem_id=f"train-{name}", scale=0, min_width=100
-            )
-            for name in ("cancel", "resume", "delete")
-        }
-    action_status = gr.Markdown("", elem_id="train-action-status")
-    header = gr.Markdown("", elem_id="train-header")
-    progress = gr.HTML("", elem_id="train-progress")
-    error = gr.Textbox(label="Error", lines=6, visible=False, elem_id="train-error")
-    with gr.Row():
-        loss = gr.LinePlot(
-            x="step",
-            y="loss",
-            color="series",
-            title="Loss",
-            color_title="",
-            height=320,
-            elem_id="train-loss-plot",
-        )
-    plots = {}
-    with gr.Row():
-        for key, (title, y_title) in PLOTS.items():
-            plots[key] = gr.LinePlot(
-                x="step",
-                y="value",
-                title=title,
-                y_title=y_title,
-                height=220,
-                elem_id=f"train-{key.replace('_', '-')}-plot",
-                min_width=240,
-            )
-    log = gr.Code(
-        language=None,
-        label="Log (last lines)",
-        lines=LOG_LINES,
-        max_lines=LOG_LINES,
-        interactive=False,
-        elem_id="train-log",
-    )
-    return LiveView(run, buttons, action_status, header, progress, error, loss, plots, log)
-
-
-def _history() -> History:
-    gr.Markdown("## History\nEvery run in this workspace. Click a row to watch it.")
-    refresh = gr.Button("Refresh", scale=0, elem_id="train-history-refresh")
-    table = gr.Dataframe(interactive=False, wrap=True, max_height=400, elem_id="train-history")
-    compare = gr.Dropdown(
-        [],
-        multiselect=True,
-        allow_custom_value=True,  # the choices follow the job list; the server checks ids
-        label="Compare runs",
-        info="Overlay their loss curves and see where their configs differ.",
-        elem_id="train-compare",
-    )
-    note = gr.Markdown("", elem_id="train-compare-note")
-    with gr.Column(visible=False) as compared:
-        plot = gr.LinePlot(
-            x="step", y="loss", color="curve", title="Loss of the compared runs", height=320,
-            elem_id="train-compare-plot",
-        )  # fmt: skip
-        diff = gr.Dataframe(interactive=False, wrap=True, elem_id="train-config-diff")
-    return History(table, refresh, compare, note, compared, plot, diff)
 
 
 # ---------------------------------------------------------------- callbacks
@@ -406,13 +234,6 @@ def _chosen_row(event: gr.SelectData):
     """The run id of the clicked history row (the first column)."""
     row = event.row_value or []
     return row[0] if row else gr.skip()
-
-
-def _fill_form(start_from: str, dataset: dict | None) -> list:
-    """The selection summary's visibility, the run name and the train settings."""
-    values = start_values(start_from, PRESETS_DIR, dataset)
-    selection = gr.update(visible=start_from == CURRENT_SELECTION)
-    return [selection, values["name"], *(values[key] for key in TRAIN_FIELDS)]
 
 
 def _compare(jobs: Jobs, run_ids: list[str] | None) -> tuple:
