@@ -5,9 +5,11 @@
 Each measurement runs in a fresh process and reports peak resident memory (CPU) or peak CUDA
 memory above what the process held after importing the same libraries (torch, transformers,
 peft, pandas):
-    base        load the base model and answer one prompt greedily
-    three-way   load the base with a LoRA adapter (ftui.evaluate.compare.Comparison) and
-                answer the same prompt as base, few-shot and fine-tuned
+    base        load the base model alone (ftui.models.load_model, as the Playground does)
+                and answer one prompt greedily through the Playground's generation code
+                (ftui.evaluate.compare.Comparison.generate)
+    three-way   load the base with a LoRA adapter (Comparison.load, the Playground's path)
+                and answer the same prompt as base, few-shot and fine-tuned
 The adapter is the triage preset's LoRA (r16, all linear layers), freshly initialised and
 saved in a run folder: its memory does not depend on how long it was trained. The ratio must
 stay at or below 1.1 (one copy of the base weights serves all three columns).
@@ -54,12 +56,18 @@ def _import_libraries() -> None:
 
 def measure_base() -> int:
     from ftui.config import load_config
-    from ftui.models import generate_reply, load_model
+    from ftui.evaluate.compare import Comparison
+    from ftui.models import load_model
 
     _import_libraries()
     floor = _peak_bytes()
-    loaded = load_model(load_config(REPO / "presets" / "triage-lora.yaml").model)
-    generate_reply(loaded, QUESTION, max_new_tokens=32)
+    config = load_config(REPO / "presets" / "triage-lora.yaml")
+    loaded = load_model(config.model)
+    loaded.tokenizer.padding_side = "left"  # as Comparison.load sets it
+    # No adapter: base and tuned are the one base model, which the "fine_tuned" variant uses
+    # as it is (the "base" variant would switch an adapter off).
+    alone = Comparison(config, loaded.tokenizer, loaded.model, loaded.model, [], loaded.device)
+    alone.generate([QUESTION], "fine_tuned", max_new_tokens=32)
     return _peak_bytes() - floor
 
 

@@ -58,8 +58,7 @@ def _merge_adapter(model_config: Any, adapter: Path, out: Path, device: str) -> 
 
     from ftui.models import load_model
 
-    dtype = _run_dtype_name(model_config)
-    loaded = load_model(replace(model_config, device=device, dtype=dtype))
+    loaded = load_model(replace(model_config, dtype=_run_dtype_name(model_config)), device)
     merged = PeftModel.from_pretrained(loaded.model, adapter).merge_and_unload()
     merged.save_pretrained(out, safe_serialization=True)
     loaded.tokenizer.save_pretrained(out)
@@ -121,19 +120,14 @@ def compare_latency(run: RunDir, merged_folder: Path, new_tokens: int = 32) -> d
 def _measure_latency(
     run: RunDir, merged_folder: Path, new_tokens: int, device: str
 ) -> dict[str, float]:
-    from dataclasses import replace
-
     from peft import PeftModel
-    from transformers import AutoModelForCausalLM
 
-    from ftui.models import load_model
+    from ftui.models import load_model, saved_model_config
 
-    loaded = load_model(replace(run.read_config().model, device=device))
+    model_config = run.read_config().model
+    loaded = load_model(model_config, device)
     unmerged = PeftModel.from_pretrained(loaded.model, run.adapter).eval()
-    merged = AutoModelForCausalLM.from_pretrained(
-        merged_folder, dtype=loaded.dtype, use_safetensors=True
-    ).to(loaded.device)
-    merged.eval()
+    merged = load_model(saved_model_config(model_config, merged_folder), device).model
     inputs = loaded.tokenizer.apply_chat_template(
         LATENCY_PROMPT, add_generation_prompt=True, return_tensors="pt", return_dict=True
     ).to(loaded.device)
@@ -150,7 +144,7 @@ def _seconds_per_token(model: Any, inputs: Any, loaded: Any, new_tokens: int) ->
         max_new_tokens=new_tokens,
         min_new_tokens=new_tokens,
         do_sample=False,
-        pad_token_id=loaded.tokenizer.pad_token_id or loaded.tokenizer.eos_token_id,
+        pad_token_id=loaded.tokenizer.pad_token_id,
     )
     with torch.inference_mode():
         model.generate(**inputs, **{**settings, "max_new_tokens": 2, "min_new_tokens": 2})

@@ -7,6 +7,10 @@ cache (`$FTUI_CACHE_DIR`, default `~/.cache/ftui`); later loads take a fraction 
 Any local model folder or Hub id works too. `trust_remote_code` stays off unless asked for,
 and only safetensors weights are loaded.
 
+`load_model` is the one way to load a model with its tokenizer, for training (with
+translate.model_load_kwargs) as for answering (Playground, evaluation, export); every
+tokenizer gets a pad token in `with_pad_token`.
+
 A web server confines the local model paths its callers name (`allow_model_roots`, set by
 `ftui serve`): they must lie in the workspace, the model caches, or a folder an admin lists
 in $FTUI_MODEL_DIRS. The CLI sets nothing, so there any path goes.
@@ -14,6 +18,7 @@ in $FTUI_MODEL_DIRS. The CLI sets nothing, so there any path goes.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
 import json
@@ -24,8 +29,8 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -225,14 +230,15 @@ def choose_dtype(preference: str, device: str) -> Any:
 
     if preference != "auto":
         return getattr(torch, preference)
-    if device == "cuda":
+    if device.startswith("cuda"):  # "cuda" or one process's "cuda:N"
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return torch.float32
 
 
 def load_tokenizer(name_or_path: str = DEFAULT_MODEL, trust_remote_code: bool = False) -> Any:
-    """A tokenizer for data previews; cached per model. Users arriving together wait for one
-    load instead of each loading their own."""
+    """A tokenizer for data previews and token counts; cached per model. Users arriving
+    together wait for one load instead of each loading their own. (load_model loads a model's
+    own tokenizer, at the model's revision.)"""
     confine_model_source(name_or_path)  # before the cache: it may hold an earlier load
     with _TOKENIZER_LOCK:
         return _cached_tokenizer(name_or_path, trust_remote_code)
@@ -243,21 +249,32 @@ _TOKENIZER_LOCK = threading.Lock()
 
 @functools.lru_cache(maxsize=4)
 def _cached_tokenizer(name_or_path: str, trust_remote_code: bool) -> Any:
+    source = resolve_model_dir(name_or_path)
+    return _read_tokenizer(name_or_path, source, None, trust_remote_code)
+
+
+def _read_tokenizer(name: str, source: str, revision: str | None, trust_remote_code: bool) -> Any:
+    """The tokenizer in `source`, with a pad token: every tokenizer ftui loads comes here."""
     import_heavy_libraries()
     from transformers import AutoTokenizer
 
-    source = resolve_model_dir(name_or_path)
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
-    except (OSError, ValueError) as exc:
-        raise _hub_error(name_or_path, exc) from None
+    with _load_errors_explained(name, source):
+        tokenizer = AutoTokenizer.from_pretrained(
+            source, revision=revision, trust_remote_code=trust_remote_code
+        )
+    return with_pad_token(tokenizer)
+
+
+def with_pad_token(tokenizer: Any) -> Any:
+    """Batches need a pad token; a tokenizer that has none pads with its end-of-sequence token."""
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
 
 
 def check_model_source(source: str, trust_remote_code: bool) -> None:
-    """Refuse a local folder ftui must not load; warn (on stderr: train.log) about remote code.
+    """Refuse a local folder ftui must not load; warn on stderr (a run's train.log) about
+    remote code.
 
     Only safetensors weights are read: pickle files (`pytorch_model.bin`, `*.pt`) can run code
     when loaded. A folder whose config names its own Python classes (`auto_map`) needs
@@ -303,30 +320,62 @@ class LoadedModel:
     dtype: Any
 
 
-def load_model(config: ModelConfig | None = None) -> LoadedModel:
-    """Load model and tokenizer on the chosen device and dtype (safetensors only)."""
+def load_model(
+    config: ModelConfig | None = None,
+    device: str | None = None,
+    training_kwargs: Mapping[str, Any] | None = None,
+) -> LoadedModel:
+    """A config's model and tokenizer: the one loading path of training, the Playground,
+    evaluation and export.
+
+    Always: 'default', a local folder or a Hub id resolved (and confined on a server), only
+    safetensors weights, remote code refused unless the config switches it on, the config's
+    revision for weights and tokenizer, and a tokenizer with a pad token. `device` defaults
+    to the one config.device resolves to.
+
+    Without `training_kwargs` the model is for answering: it loads in the config's dtype, moves
+    to `device` and is switched to eval mode. Training passes translate.model_load_kwargs
+    (dtype, attention, 4/8-bit quantization placed at load time) and leaves placing the
+    weights to the trainer.
+    """
     import_heavy_libraries()
     from transformers import AutoModelForCausalLM
 
     config = config or ModelConfig()
-    device = choose_device(config.device)
-    dtype = choose_dtype(config.dtype, device)
+    device = device or choose_device(config.device)
     source = resolve_model_dir(config.name_or_path)
     check_model_source(source, config.trust_remote_code)
-    tokenizer = load_tokenizer(config.name_or_path, config.trust_remote_code)
+    revision = config.revision or None
+    tokenizer = _read_tokenizer(config.name_or_path, source, revision, config.trust_remote_code)
+    kwargs = dict(training_kwargs or {"dtype": choose_dtype(config.dtype, device)})
+    kwargs.update(
+        revision=revision, trust_remote_code=config.trust_remote_code, use_safetensors=True
+    )
+    with _load_errors_explained(config.name_or_path, source):
+        model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
+    if training_kwargs is None:
+        model.to(device)
+        model.eval()
+    return LoadedModel(model=model, tokenizer=tokenizer, device=device, dtype=kwargs["dtype"])
+
+
+def saved_model_config(base: ModelConfig, folder: Path) -> ModelConfig:
+    """How to load a whole model ftui saved (a full fine-tune, a merged export): from `folder`,
+    in the same dtype and with the same remote-code switch as the base it came from."""
+    return replace(base, name_or_path=str(folder), revision="")
+
+
+@contextlib.contextmanager
+def _load_errors_explained(name: str, source: str) -> Iterator[None]:
+    """transformers' OSError / ValueError as a ModelLoadError that says what to do."""
     try:
-        model = AutoModelForCausalLM.from_pretrained(
-            source,
-            revision=config.revision or None,
-            dtype=dtype,
-            trust_remote_code=config.trust_remote_code,
-            use_safetensors=True,
-        )
+        yield
     except (OSError, ValueError) as exc:
-        raise _hub_error(config.name_or_path, exc) from None
-    model.to(device)
-    model.eval()
-    return LoadedModel(model=model, tokenizer=tokenizer, device=device, dtype=dtype)
+        if Path(source).is_dir():
+            raise ModelLoadError(
+                f"Could not load the model in {source}: {type(exc).__name__}: {_first_line(exc)}"
+            ) from exc
+        raise _hub_error(name, exc) from None
 
 
 def _hub_error(name: str, exc: Exception) -> ModelLoadError:
@@ -346,23 +395,3 @@ def hub_failure_reason(exc: Exception) -> str:
 
 def _first_line(exc: Exception) -> str:
     return (str(exc).strip().splitlines() or [""])[0][:200]
-
-
-def generate_reply(
-    loaded: LoadedModel, messages: list[dict[str, str]], max_new_tokens: int = 64
-) -> str:
-    """Greedy reply to a chat, for smoke tests and the playground's simplest path."""
-    import torch
-
-    inputs = loaded.tokenizer.apply_chat_template(
-        messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
-    ).to(loaded.device)
-    with torch.inference_mode():
-        output = loaded.model.generate(
-            **inputs,
-            max_new_tokens=max_new_tokens,
-            do_sample=False,
-            pad_token_id=loaded.tokenizer.pad_token_id,
-        )
-    new_tokens = output[0][inputs["input_ids"].shape[1] :]
-    return loaded.tokenizer.decode(new_tokens, skip_special_tokens=True).strip()

@@ -1,11 +1,10 @@
 """The one translator from ftui's config tree to transformers / peft / bitsandbytes objects.
 
 No other module builds a `BitsAndBytesConfig` or a `PeftConfig`, or decides which weights a
-method trains: the trainer, the estimator (`ftui.params`) and the playground all come here.
+method trains: the trainer (ftui.runs.train) and the estimator (ftui.params) both come here.
 
-    kwargs = model_load_kwargs(config, device)
-    model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
-    model = apply_method(model, config)      # trainable parameters set, adapters added
+    loaded = load_model(config.model, device, model_load_kwargs(config, device))
+    model = apply_method(loaded.model, config)   # trainable parameters set, adapters added
 
 Heavy libraries are imported inside the functions, so importing this module is cheap.
 """
@@ -157,11 +156,12 @@ def trainer_optimizer(config: FtuiConfig) -> str:
 
 
 def model_load_kwargs(config: FtuiConfig, device: str) -> dict[str, Any]:
-    """Keyword arguments for AutoModelForCausalLM.from_pretrained for this config.
+    """Keyword arguments for AutoModelForCausalLM.from_pretrained to train this config
+    (ftui.models.load_model's `training_kwargs`).
 
     Quantized models are placed at load time (device_map); do not `.to()` them afterwards.
     """
-    dtype = choose_dtype(config.model.dtype, device.split(":")[0])
+    dtype = choose_dtype(config.model.dtype, device)
     quantization = quantization_config(config.method, dtype)
     attention = config.model.attn_implementation
     kwargs: dict[str, Any] = {

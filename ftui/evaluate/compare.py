@@ -24,7 +24,7 @@ import queue
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from ftui.config import FtuiConfig
@@ -76,21 +76,15 @@ class Comparison:
     def load(cls, run: RunDir, shots: int | None = None, device: str | None = None) -> Comparison:
         """The run's base model with its adapter (or its saved model), on `device` (default:
         the run's device; callers in the web process pass the one ftui.runs.device_lease picks)."""
-        from ftui.heavy_imports import import_heavy_libraries
-
-        import_heavy_libraries()
-        from ftui.models import load_model
+        from ftui.models import load_model, saved_model_config
 
         config = run.read_config()
         output = run.output
         if output is None:
             raise ValueError(f"run {run.run_id} has saved no adapter or model yet")
-        model_config = config.model if device is None else replace(config.model, device=device)
-        loaded = load_model(model_config)
+        loaded = load_model(config.model, device)
         tokenizer = loaded.tokenizer
         tokenizer.padding_side = "left"  # batched generation continues each row's own end
-        if tokenizer.pad_token is None:
-            tokenizer.pad_token = tokenizer.eos_token
         if output == run.adapter:
             from peft import PeftModel
 
@@ -99,14 +93,9 @@ class Comparison:
             base = PeftModel.from_pretrained(loaded.model, output, low_cpu_mem_usage=True).eval()
             tuned = base
         else:
-            from transformers import AutoModelForCausalLM
-
             base = loaded.model
             _check_second_copy_fits(base, loaded.device)
-            tuned = AutoModelForCausalLM.from_pretrained(
-                output, dtype=loaded.dtype, use_safetensors=True
-            ).to(loaded.device)
-            tuned.eval()
+            tuned = load_model(saved_model_config(config.model, output), loaded.device).model
         k = config.eval.few_shot_k if shots is None else shots
         return cls(config, tokenizer, base, tuned, _training_shots(config, k), loaded.device)
 
@@ -300,8 +289,6 @@ def _generation_error(exc: BaseException) -> GenerationError:
 
 def _check_second_copy_fits(model: Any, device: str) -> None:
     """A full fine-tune is a second model of the same size: refuse when it cannot fit."""
-    import os
-
     import torch
 
     needed = sum(p.numel() * p.element_size() for p in model.parameters())

@@ -27,18 +27,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import (
-    AutoModelForCausalLM,
-    AutoTokenizer,
-    EarlyStoppingCallback,
-    TrainerCallback,
-    set_seed,
-)
+from transformers import EarlyStoppingCallback, TrainerCallback, set_seed
 from trl import DPOTrainer, SFTTrainer
 
 from ftui.config import FtuiConfig
 from ftui.data.training_data import load_training_data
-from ftui.models import check_model_source, choose_device, resolve_model_dir
+from ftui.models import choose_device, load_model
 from ftui.runs.run_inputs import fill_in_hub_commit
 from ftui.runs.rundir import RunDir
 from ftui.runs.runner import disk_full_message, is_disk_full, process_start_time
@@ -179,29 +173,16 @@ def _out_of_memory_message(run: RunDir) -> str:
 
 
 def build_trainer(config: FtuiConfig, output_dir: Path, callbacks: list[Any]) -> Any:
-    """Tokenizer, model, method, data and TRL trainer (SFT, or DPO for preference pairs)."""
+    """Tokenizer, model, method, data and TRL trainer (SFT, or DPO for preference pairs).
+    The model's dtype, attention and quantization come from the translator."""
     set_seed(config.train.seed)
-
-    # Tokenizer and model: dtype, attention and quantization all come from the translator.
-    device = choose_device(config.model.device)
-    if device == "cuda" and "LOCAL_RANK" in os.environ:
-        device = f"cuda:{os.environ['LOCAL_RANK']}"  # one GPU per process
-    source = resolve_model_dir(config.model.name_or_path)
-    check_model_source(source, config.model.trust_remote_code)
-    tokenizer = AutoTokenizer.from_pretrained(
-        source,
-        revision=config.model.revision or None,
-        trust_remote_code=config.model.trust_remote_code,
-    )
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    load_kwargs = model_load_kwargs(config, device)
-    model = AutoModelForCausalLM.from_pretrained(source, **load_kwargs)
-    model = apply_method(model, config)
+    device = _process_device(config.model.device)
+    loaded = load_model(config.model, device, model_load_kwargs(config, device))
+    model = apply_method(loaded.model, config)
 
     train_data, eval_data = load_training_data(config.data, config.method.objective)
     print(f"[ftui] {len(train_data)} training rows, {len(eval_data or [])} validation rows")
-    shared = dict(output_dir=output_dir, device=device, dtype=load_kwargs["dtype"])
+    shared = dict(output_dir=output_dir, device=device, dtype=loaded.dtype)
     if config.train.early_stopping_patience > 0 and eval_data is not None:
         callbacks = [*callbacks, EarlyStoppingCallback(config.train.early_stopping_patience)]
     if config.method.objective == "dpo":
@@ -212,7 +193,7 @@ def build_trainer(config: FtuiConfig, output_dir: Path, callbacks: list[Any]) ->
             args=dpo_arguments(config, has_validation=eval_data is not None, **shared),
             train_dataset=train_data,
             eval_dataset=eval_data,
-            processing_class=tokenizer,
+            processing_class=loaded.tokenizer,
             callbacks=callbacks,
         )
     args = sft_arguments(
@@ -226,9 +207,17 @@ def build_trainer(config: FtuiConfig, output_dir: Path, callbacks: list[Any]) ->
         args=args,
         train_dataset=train_data,
         eval_dataset=eval_data,
-        processing_class=tokenizer,
+        processing_class=loaded.tokenizer,
         callbacks=callbacks,
     )
+
+
+def _process_device(preference: str) -> str:
+    """The device this process trains on; with several processes (torchrun), its own GPU."""
+    device = choose_device(preference)
+    if device == "cuda" and "LOCAL_RANK" in os.environ:
+        device = f"cuda:{os.environ['LOCAL_RANK']}"
+    return device
 
 
 class RunDirCallback(TrainerCallback):
