@@ -58,6 +58,14 @@ def test_estimate_set_reaches_the_config_with_values_read_as_yaml():
     assert config.data.columns == {"instruction": "question", "output": "answer"}
 
 
+def test_estimate_without_settings_is_the_yaml_or_the_defaults(tmp_path):
+    assert _estimate_config() == FtuiConfig()
+    assert build_parser().parse_args(["train", "x.yaml"]).settings == []
+    path = tmp_path / "config.yaml"
+    path.write_text("method:\n  lora_r: 4\n", encoding="utf-8")
+    assert _estimate_config(str(path)).method.lora_r == 4
+
+
 def test_estimate_set_goes_on_top_of_the_yaml_config(tmp_path):
     path = tmp_path / "config.yaml"
     path.write_text("method:\n  lora_r: 4\n  lora_alpha: 8\n", encoding="utf-8")

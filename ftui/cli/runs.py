@@ -86,8 +86,10 @@ def _add_export_parser(commands) -> None:
 def train_command(args: argparse.Namespace) -> int:
     if args.target and (Path(args.target) / "config.yaml").is_file():
         if args.settings:
-            return refuse(f"--set does not apply to a run folder: {args.target} trains with "
-                          "its own config.yaml")  # fmt: skip
+            return refuse(
+                f"--set does not apply to a run folder: {args.target} trains with its own "
+                "config.yaml"
+            )
         from ftui.runs.train import train_run_dir  # the trainer subprocess's side
 
         return train_run_dir(args.target, resume=args.resume is True)

@@ -38,6 +38,8 @@ class AssignSetting(argparse.Action):
     def __init__(self, *args: Any, key: str = "", mapping: dict | None = None, **kwargs: Any):
         self.key = key
         self.mapping = mapping or {}
+        if kwargs.get("default") is None:  # the first action of a dest sets its default
+            kwargs["default"] = []
         super().__init__(*args, **kwargs)
 
     def __call__(self, parser, namespace, values, option_string=None) -> None:
@@ -55,7 +57,6 @@ def add_set_option(parser: argparse.ArgumentParser, root: type = FtuiConfig) -> 
         "--set",
         action=AssignSetting,
         dest=SETTINGS_DEST,
-        default=[],
         metavar="KEY=VALUE",
         help="change one setting of the config, e.g. --set train.epochs=3 (repeatable; every "
         "setting is listed below)",
