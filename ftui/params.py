@@ -16,14 +16,13 @@ unquantized Linear layers, so the trainable count is the same as for a real quan
 from __future__ import annotations
 
 import copy
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ftui.config import DEFAULT_MODEL, FtuiConfig
 from ftui.heavy_imports import import_heavy_libraries
-from ftui.methods import TRAINING_METHODS
+from ftui.methods import METHODS
 from ftui.models import (
     ModelLoadError,
     bundled_gguf_path,
@@ -32,7 +31,7 @@ from ftui.models import (
     hub_failure_reason,
     is_bundled_model_ready,
 )
-from ftui.translate import LORA_FAMILY, apply_method
+from ftui.translate import apply_method
 
 
 @dataclass
@@ -120,28 +119,8 @@ def count_parameters(hf_config: Any, config: FtuiConfig) -> ParamCounts:
             copy.deepcopy(hf_config), trust_remote_code=config.model.trust_remote_code
         )
         base_total, _ = _count(model)
-        if config.method.name == "few_shot":
+        if not METHODS[config.method.name].trains:
             return ParamCounts(total=base_total, trainable=0, base_total=base_total)
         model = apply_method(model, config)
     total, trainable = _count(model)
     return ParamCounts(total=total, trainable=trainable, base_total=base_total)
-
-
-def count_all_methods(hf_config: Any, config: FtuiConfig) -> dict[str, ParamCounts]:
-    """Counts for every training method with the other settings of `config`.
-
-    A method this architecture does not support (e.g. llama_adapter on a model type peft
-    has no adaption-prompt support for) is left out. qlora and lora_8bit reuse the lora
-    count: they add the same adapters (see the module docstring).
-    """
-    counts: dict[str, ParamCounts] = {}
-    for name in TRAINING_METHODS:
-        if name in LORA_FAMILY and "lora" in counts:
-            counts[name] = dataclasses.replace(counts["lora"])
-            continue
-        method = dataclasses.replace(config.method, name=name)
-        try:
-            counts[name] = count_parameters(hf_config, dataclasses.replace(config, method=method))
-        except ValueError:
-            continue
-    return counts

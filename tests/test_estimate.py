@@ -14,7 +14,8 @@ from transformers import LlamaConfig, PhiConfig, StableLmConfig
 from ftui.config import FtuiConfig
 from ftui.estimate.arch import Architecture
 from ftui.estimate.memory import estimate_memory
-from ftui.estimate.plan import compare_methods, estimate_run, training_setup
+from ftui.estimate.plan import estimate_run, time_on, training_setup
+from ftui.estimate.steps import optimizer_steps
 from ftui.params import count_parameters
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -158,14 +159,6 @@ def test_an_8b_full_fine_tune_does_not_fit_a_t4_and_the_fixes_do():
     assert all(gb <= 16 for gb in needed)
 
 
-def test_comparison_table_has_every_training_method():
-    rows = compare_methods(*bundled(), device="cuda")
-    by_method = {row["method"]: row for row in rows}
-    assert len(rows) == 10
-    assert by_method["full"]["trainable_params"] > by_method["lora"]["trainable_params"]
-    assert by_method["prompt"]["trainable_params"] < by_method["lora"]["trainable_params"]
-
-
 def run_cli(*args):
     return subprocess.run(
         [sys.executable, "-m", "ftui", "estimate", *args],
@@ -252,4 +245,33 @@ def test_epoch_steps_are_rows_over_batch_unless_packed():
     packed = estimate_run(
         config, hf_config, device="cpu", dataset_rows=300, dataset_tokens=300 * 120
     )
-    assert packed.time.steps_per_epoch == -(-300 * 120 // (8 * config.data.max_length))
+    blocks = -(-300 * 120 // config.data.max_length)  # sequences of max_length tokens
+    assert packed.time.steps_per_epoch == optimizer_steps(blocks, 8) == 5
+
+
+def test_optimizer_steps_count_as_the_trainer_does():
+    """The one formula behind the estimate's epoch and the demo's step cap."""
+    assert optimizer_steps(300, 4) == 75
+    assert optimizer_steps(300, 4, processes=2, accumulation=2) == 19
+    assert optimizer_steps(5, 8, accumulation=4) == 1, "an epoch has at least one step"
+    assert optimizer_steps(300, 4, epochs=0.5) == 38 and optimizer_steps(300, 4, epochs=3) == 225
+
+
+def test_accumulation_makes_fewer_longer_steps_and_gpus_bill_in_parallel():
+    from ftui.estimate.gpus import find_gpu
+
+    h100 = find_gpu("H100")
+    config, hf_config = bundled("lora", batch_size=4)
+    one = estimate_run(config, hf_config, gpu=h100, dataset_rows=300).time
+    config.train.gradient_accumulation = 2
+    accumulated = estimate_run(config, hf_config, gpu=h100, dataset_rows=300).time
+    assert (one.steps_per_epoch, accumulated.steps_per_epoch) == (75, 38)
+    assert accumulated.seconds_per_step == pytest.approx(2 * one.seconds_per_step)
+    assert accumulated.tokens_per_second == pytest.approx(one.tokens_per_second)
+
+    config.train.gradient_accumulation, config.train.num_processes = 1, 2
+    arch, setup = Architecture.from_hf_config(hf_config), training_setup(config, 0, "cuda")
+    two_gpus = time_on(h100, arch, setup, config, 3.0, dataset_rows=300)
+    assert two_gpus.steps_per_epoch == 38
+    assert two_gpus.seconds_per_step == pytest.approx(one.seconds_per_step)
+    assert two_gpus.cost_per_step == pytest.approx(2 * two_gpus.seconds_per_step / 3600 * 3.0)

@@ -20,11 +20,9 @@ from ftui.estimate.gpus import CATALOG
 from ftui.estimate.view import (
     COMPONENTS,
     FITS_COLUMNS,
-    METHOD_FIELDS,
     config_from_settings,
     epoch_tokens,
     estimate_for_ui,
-    objective_for_format,
 )
 from ftui.methods import METHODS, TRAINING_METHODS
 from ftui.recommend import recommend
@@ -86,6 +84,12 @@ def test_time_and_cost_follow_the_price_and_state_the_assumption():
     assert "half the max length" in cheap["time"]
 
 
+def test_the_time_counts_optimizer_steps_as_the_trainer_does():
+    view = estimate("lora", **{"train.gradient_accumulation": 2})
+    assert "per optimizer step of 2 accumulated batches of 1 x 256 tokens" in view["time"]
+    assert "150 steps (300 rows, one per batch slot)" in view["time"]
+
+
 def test_a_config_that_does_not_fit_gets_concrete_fixes():
     view = estimate_for_ui(
         {"model.name_or_path": "default", "method.name": "full", "train.batch_size": 64},
@@ -145,7 +149,10 @@ def test_compare_lists_every_method_for_the_chosen_model():
     rows = table.set_index("method")
     assert rows.loc["full", "trainable"] == "134,515,008"
     assert rows.loc["lora", "trainable"] == "4,884,480"
+    assert rows.loc["prompt", "trainable"] == f"{20 * 576:,}", "fewer than LoRA's"
+    assert rows.loc["qlora", "trainable"] == rows.loc["lora_8bit", "trainable"] == "4,884,480"
     assert rows.loc["full", "fits H100 80GB"] == "yes"
+    assert rows.loc["few_shot", "trainable"] == "0"
 
 
 def test_compare_keeps_going_when_an_architecture_lacks_a_method(tmp_path):
@@ -190,14 +197,10 @@ def test_settings_from_widgets_become_a_strict_config():
         config_from_settings({"lora_r": 8})
 
 
-def test_epoch_tokens_and_objectives():
+def test_epoch_tokens():
     assert epoch_tokens(300, 1024) == 300 * 512
     assert epoch_tokens(300, 1024, mean_tokens=200) == 300 * 200
     assert epoch_tokens(0, 1024) == 0
-    assert objective_for_format("text") == "domain"
-    assert objective_for_format("preference") == "dpo"
-    assert objective_for_format("alpaca") == "instruction"
-    assert objective_for_format(None) is None
 
 
 def test_every_method_has_its_explanation_and_trade_offs():
@@ -208,13 +211,6 @@ def test_every_method_has_its_explanation_and_trade_offs():
     frame = tradeoff_frame()
     assert len(frame) == len(METHODS)
     assert "inference latency (merged or not)" in frame.columns
-
-
-def test_method_fields_are_method_config_fields():
-    fields = set(MethodConfig.__dataclass_fields__)
-    for name, used in METHOD_FIELDS.items():
-        assert name in METHODS
-        assert set(used) <= fields
 
 
 def test_recommendation_for_the_bundled_model_and_an_unknown_one():

@@ -11,9 +11,8 @@ from conftest import TINY_LLAMA as TINY
 from transformers import AutoModelForCausalLM, LlamaConfig, Qwen2Config
 
 from ftui.config import FtuiConfig, MethodConfig
-from ftui.methods import TRAINING_METHODS
 from ftui.models import ModelLoadError
-from ftui.params import ParamCounts, count_all_methods, count_parameters, load_architecture
+from ftui.params import ParamCounts, count_parameters, load_architecture
 from ftui.translate import apply_method, model_load_kwargs
 
 BUNDLED_TOTAL = 134_515_008  # SmolLM2-135M: tied embeddings counted once
@@ -128,21 +127,23 @@ def test_bundled_architecture_read_from_the_gguf_before_conversion(monkeypatch, 
         assert count_parameters(from_gguf, config) == count_parameters(bundled, config)
 
 
-def test_count_all_methods_for_the_bundled_model(bundled):
-    counts = count_all_methods(bundled, FtuiConfig())
-    assert list(counts) == list(TRAINING_METHODS)
-    assert counts["qlora"] == counts["lora_8bit"] == counts["lora"]
-    assert counts["prefix"].trainable == 20 * 30 * 2 * 192
-    assert counts["prompt"].trainable == 20 * 576
-    assert counts["llama_adapter"].trainable == 8 * (10 * 576 + 1)
-    assert all(c.base_total == BUNDLED_TOTAL for c in counts.values())
+@pytest.mark.parametrize(
+    ("name", "trainable"),
+    [
+        ("prefix", 20 * 30 * 2 * 192),  # virtual tokens x layers x (key, value) x kv width
+        ("prompt", 20 * 576),  # virtual tokens x hidden size
+        ("llama_adapter", 8 * (10 * 576 + 1)),  # layers x (adapter_len x hidden + gate)
+    ],
+)
+def test_bundled_counts_of_the_small_adapters_have_their_closed_forms(bundled, name, trainable):
+    counts = count_parameters(bundled, ftui_config(name))
+    assert counts.trainable == trainable
+    assert counts.base_total == BUNDLED_TOTAL and counts.total == BUNDLED_TOTAL + trainable
 
 
-def test_count_all_methods_leaves_out_what_the_architecture_does_not_support():
-    qwen = Qwen2Config(**TINY)
-    counts = count_all_methods(qwen, FtuiConfig())
-    assert "llama_adapter" not in counts
-    assert set(counts) == set(TRAINING_METHODS) - {"llama_adapter"}
+def test_a_method_the_architecture_lacks_is_a_clear_error():
+    with pytest.raises(ValueError, match="qwen2"):
+        count_parameters(Qwen2Config(**TINY), ftui_config("llama_adapter"))
 
 
 def test_an_8b_config_counts_in_seconds():

@@ -11,20 +11,21 @@ from typing import Any
 
 import pandas as pd
 
-from ftui.estimate.gpus import find_gpu
+from ftui.estimate.gpus import GPU, find_gpu
 from ftui.estimate.view import (
     GB,
+    EpochData,
     architecture,
     base_params,
     config_from_settings,
     epoch_tokens,
     explain_error,
-    format_duration,
     format_money,
     gpu_memory_gb,
 )
-from ftui.methods import METHODS, TRAINING_METHODS, method_table
+from ftui.methods import METHODS, method_table
 from ftui.recommend import Recommendation, recommend
+from ftui.units import format_duration
 
 # ---------------------------------------------------------------- all methods
 
@@ -40,11 +41,9 @@ def compare_for_ui(
 ) -> tuple[pd.DataFrame, str]:
     """Every method with the other settings unchanged, and a message if the model cannot load.
 
-    Unlike `plan.compare_methods`, a method this architecture lacks (LLaMA-Adapter on Qwen)
-    becomes a row saying so instead of failing the whole table, and time and cost are shown.
+    A method this architecture lacks (LLaMA-Adapter on Qwen) becomes a row saying so instead
+    of failing the whole table.
     """
-    from ftui.estimate.plan import estimate_run
-
     try:
         config = config_from_settings(settings)
         hf_config = architecture(config.model.name_or_path, config.model.trust_remote_code)
@@ -52,41 +51,55 @@ def compare_for_ui(
     except Exception as exc:  # shown to the user instead
         return pd.DataFrame(columns=["method", "trainable"]), f"No comparison: {explain_error(exc)}"
     tokens = epoch_tokens(dataset_rows, config.data.max_length, mean_tokens)
-    rows = []
-    for name in TRAINING_METHODS:
-        row: dict[str, Any] = {"method": name}
-        try:
-            variant = config_from_settings({**settings, "method.name": name})
-            estimate = estimate_run(
-                variant,
-                hf_config,
-                device=device,
-                gpu=gpu if device == "cuda" else None,
-                dataset_tokens=tokens,
-                dataset_rows=dataset_rows,
-                price_per_hour=price,
-                with_suggestions=False,
-            )
-        except ValueError as exc:
-            rows.append({**row, "trainable": "not available", "note": str(exc)[:120]})
-            continue
-        needs = estimate.memory.required_bytes()
-        row |= {
-            "trainable": f"{estimate.trainable_params:,}",
-            "trainable %": f"{100 * estimate.trainable_params / estimate.total_params:.3g}",
-            "peak GB": f"{estimate.memory.peak_bytes / GB:.2f}",
-        }
-        if device == "cuda":
-            row[f"fits {gpu.name}"] = "yes" if needs <= gpu.memory_bytes else "no"
-            row["fits GPUs"] = f"{sum(estimate.fits.values())} of {len(estimate.fits)}"
-        row |= {
-            "s / step": f"{estimate.time.seconds_per_step:.3g}",
-            "time / epoch": format_duration(estimate.time.seconds_per_epoch) if tokens else "-",
-            "cost / epoch": format_money(estimate.time.cost_per_epoch) if tokens else "-",
-        }
-        rows.append(row)
-    rows.append({"method": "few_shot", "trainable": "0", "note": "no training: longer prompts"})
+    data = EpochData(dataset_rows, tokens, mean_tokens)
+    rows = [
+        _compare_row({**settings, "method.name": name}, hf_config, device, gpu, price, data)
+        if info.trains
+        else {"method": name, "trainable": "0", "note": "no training: longer prompts"}
+        for name, info in METHODS.items()
+    ]
     return pd.DataFrame(rows).fillna(""), ""
+
+
+def _compare_row(
+    settings: dict[str, Any],
+    hf_config: Any,
+    device: str,
+    gpu: GPU,
+    price: float | None,
+    data: EpochData,
+) -> dict[str, Any]:
+    from ftui.estimate.plan import estimate_run
+
+    row: dict[str, Any] = {"method": settings["method.name"]}
+    try:
+        estimate = estimate_run(
+            config_from_settings(settings),
+            hf_config,
+            device=device,
+            gpu=gpu if device == "cuda" else None,
+            dataset_tokens=data.tokens,
+            dataset_rows=data.rows,
+            price_per_hour=price,
+            with_suggestions=False,
+        )
+    except ValueError as exc:
+        return {**row, "trainable": "not available", "note": str(exc)[:120]}
+    needs = estimate.memory.required_bytes()
+    row |= {
+        "trainable": f"{estimate.trainable_params:,}",
+        "trainable %": f"{100 * estimate.trainable_params / estimate.total_params:.3g}",
+        "peak GB": f"{estimate.memory.peak_bytes / GB:.2f}",
+    }
+    if device == "cuda":
+        row[f"fits {gpu.name}"] = "yes" if needs <= gpu.memory_bytes else "no"
+        row["fits GPUs"] = f"{sum(estimate.fits.values())} of {len(estimate.fits)}"
+    time = estimate.time
+    return row | {
+        "s / step": f"{time.seconds_per_step:.3g}",
+        "time / epoch": format_duration(time.seconds_per_epoch) if data.tokens else "-",
+        "cost / epoch": format_money(time.cost_per_epoch) if data.tokens else "-",
+    }
 
 
 # ---------------------------------------------------------------- catalog text

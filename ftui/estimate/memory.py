@@ -7,11 +7,12 @@ The model of a training step (what `torch.cuda.max_memory_allocated` or the proc
                  gradients + optimizer-step transient)       # inside optimizer.step()
 
 Each term is a closed form in the architecture (hidden size, intermediate size, layers, vocab,
-kv heads), the method (which weights train, how weights are stored) and the setup (batch,
-sequence, checkpointing, attention kernel, optimizer, dtype). Activation bytes per token and
-layer are counted from what autograd saves in a Llama-style block; the few constants that
-depend on kernels rather than shapes (marked CALIBRATED) were fitted once against the measured
-grids in benchmarks/results/ and are checked there by tests, so a regression fails CI.
+kv heads), the method (which weights train, how weights are stored: the estimator terms of its
+entry in `ftui.methods.METHODS`) and the setup (batch, sequence, checkpointing, attention
+kernel, optimizer, dtype). Activation bytes per token and layer are counted from what autograd
+saves in a Llama-style block; the few constants that depend on kernels rather than shapes
+(marked CALIBRATED) were fitted once against the measured grids in benchmarks/results/ and
+are checked there by tests, so a regression fails CI.
 """
 
 from __future__ import annotations
@@ -19,10 +20,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ftui.estimate.arch import LINEAR_NAMES, Architecture
-from ftui.translate import LORA_FAMILY
+from ftui.methods import METHODS, MethodInfo
 
 GIB = 1024**3
-QUANTIZED_METHODS = {"qlora": 4, "lora_8bit": 8}
 
 # CALIBRATED: bytes per token and vocabulary entry at the loss (logits, their fp32 copy,
 # log-softmax output and its gradient alive together); fitted on the measured grids.
@@ -73,6 +73,10 @@ class TrainingSetup:
     kbit_upcast: bool = True
     chunked_loss: bool = False
 
+    @property
+    def method_info(self) -> MethodInfo:
+        return METHODS[self.method]
+
 
 @dataclass
 class MemoryEstimate:
@@ -93,10 +97,9 @@ def estimate_memory(arch: Architecture, setup: TrainingSetup) -> MemoryEstimate:
     weights = weight_bytes(arch, setup)
     trainable = setup.trainable_params
     adapter_dtype_bytes = 4 if setup.adapter_fp32 else setup.param_bytes
-    adapter_bytes = 0 if setup.method in ("full", "freeze") else trainable * adapter_dtype_bytes
-    grad_bytes = trainable * (
-        setup.param_bytes if setup.method in ("full", "freeze") else adapter_dtype_bytes
-    )
+    trains_base = setup.method_info.trains_base
+    adapter_bytes = 0 if trains_base else trainable * adapter_dtype_bytes
+    grad_bytes = trainable * (setup.param_bytes if trains_base else adapter_dtype_bytes)
     state_bytes = optimizer_state_bytes(trainable, grad_bytes, setup.optimizer)
     activations = activation_bytes(arch, setup)
     logits = logits_bytes(arch, setup)
@@ -128,7 +131,7 @@ def estimate_memory(arch: Architecture, setup: TrainingSetup) -> MemoryEstimate:
 
 
 def weight_bytes(arch: Architecture, setup: TrainingSetup) -> int:
-    bits = QUANTIZED_METHODS.get(setup.method)
+    bits = setup.method_info.quantized_bits
     if bits is None:
         return arch.total_params * setup.param_bytes
     linear = arch.linear_params
@@ -170,7 +173,7 @@ def activation_element_bytes(setup: TrainingSetup) -> int:
     """bf16 on GPUs; fp32 on CPU, and for 4/8-bit training on GPUs too: the usual
     prepare_model_for_kbit_training upcasts embeddings and norms to fp32, so the residual
     stream and everything computed from it is fp32."""
-    if setup.device == "cpu" or (setup.method in QUANTIZED_METHODS and setup.kbit_upcast):
+    if setup.device == "cpu" or (setup.method_info.quantized and setup.kbit_upcast):
         return 4
     return 2  # bf16 weights, or fp32 weights under bf16 autocast
 
@@ -225,11 +228,12 @@ def per_token_layer_bytes(arch: Architecture, setup: TrainingSetup) -> int:
     size = 2 * (4 * h if arch.rms_norm else e * h + 8)
     size += e * (2 * q + 2 * kv)  # SDPA keeps q, k, v and its output
     size += (3 if arch.gated_mlp else 1) * e * i  # SwiGLU: gate, SiLU(gate), up; GELU: input
-    if setup.method in ("full", "freeze"):
+    method = setup.method_info
+    if method.trains_base:
         size += e * (2 * h + q + i)  # inputs of every projection, for weight gradients
-    elif setup.method in LORA_FAMILY:
+    elif method.lora:
         size += lora_input_bytes(arch, setup, e)
-    if setup.method in QUANTIZED_METHODS and setup.device == "cpu":
+    if method.quantized and setup.device == "cpu":
         # bitsandbytes' CPU path dequantizes and keeps each projection's input
         size += e * (2 * h + q + i)
     return size

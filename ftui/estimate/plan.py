@@ -3,7 +3,8 @@
 `estimate_run` ties the pieces together for one config: exact parameter counts on the meta
 device (ftui.params), peak memory by component (memory.py), time and cost (speed.py), a
 fits/doesn't-fit verdict for every catalog GPU (and this machine), and when it does not fit,
-the concrete changes that make it fit. `compare_methods` runs it for every training method.
+the concrete changes that make it fit. What a method is (how it stores and trains weights)
+comes from its catalog entry, `ftui.methods.METHODS`.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from ftui.estimate.arch import LINEAR_NAMES, Architecture
 from ftui.estimate.gpus import CATALOG, GPU, local_gpu
 from ftui.estimate.memory import MemoryEstimate, TrainingSetup, estimate_memory
 from ftui.estimate.speed import TimeEstimate, estimate_time
-from ftui.methods import TRAINING_METHODS
+from ftui.estimate.steps import epoch_steps
+from ftui.methods import METHODS, MethodInfo
 
 
 @dataclass
@@ -55,7 +57,7 @@ class Estimate:
 
 def training_setup(config: FtuiConfig, trainable: int, device: str) -> TrainingSetup:
     """The memory-relevant facts of a config on a device (bf16 on GPUs that have it)."""
-    method = config.method
+    method, info = config.method, METHODS[config.method.name]
     targets = (
         LINEAR_NAMES
         if method.target_modules.strip() == "all-linear"
@@ -81,11 +83,31 @@ def training_setup(config: FtuiConfig, trainable: int, device: str) -> TrainingS
         lora_targets=targets,
         lora_dropout=method.lora_dropout,
         double_quant=method.double_quant,
-        virtual_tokens=method.num_virtual_tokens if method.name in ("prefix", "prompt") else 0,
-        trained_top_layers={
-            "freeze": method.freeze_trainable_layers,
-            "llama_adapter": method.adapter_layers,
-        }.get(method.name),
+        virtual_tokens=method.num_virtual_tokens if info.virtual_tokens else 0,
+        trained_top_layers=(
+            getattr(method, info.top_layers_setting) if info.top_layers_setting else None
+        ),
+    )
+
+
+def time_on(
+    gpu: GPU | None,
+    arch: Architecture,
+    setup: TrainingSetup,
+    config: FtuiConfig,
+    price_per_hour: float | None = None,
+    dataset_rows: int = 0,
+    dataset_tokens: int = 0,
+) -> TimeEstimate:
+    """Time and cost of this config's steps on `gpu` (None = this CPU), and of an epoch."""
+    return estimate_time(
+        arch,
+        setup,
+        gpu,
+        price_per_hour,
+        steps_per_epoch=epoch_steps(config, dataset_rows, dataset_tokens),
+        accumulation=config.train.gradient_accumulation,
+        processes=config.train.num_processes,
     )
 
 
@@ -103,22 +125,22 @@ def estimate_run(
     """Estimate one config; `gpu` (default H100) sets time and cost when device is cuda."""
     from ftui.params import count_parameters
 
-    if config.method.name == "few_shot":
-        raise ValueError("few_shot trains nothing: there is nothing to estimate")
+    if not METHODS[config.method.name].trains:
+        raise ValueError(f"{config.method.name} trains nothing: there is nothing to estimate")
     config.check()
     arch = Architecture.from_hf_config(hf_config)
     counts = count_parameters(hf_config, config)
     target = gpu or _default_gpu(device)
     setup = training_setup(config, counts.trainable, device)
     memory = estimate_memory(arch, setup)
-    time = estimate_time(
+    time = time_on(
+        target if device == "cuda" else None,
         arch,
         setup,
-        target if device == "cuda" else None,
-        dataset_tokens,
+        config,
         price_per_hour,
-        dataset_rows=dataset_rows,
-        packed=config.method.objective == "domain",
+        dataset_rows,
+        dataset_tokens,
     )
     estimate = Estimate(
         method=config.method.name,
@@ -186,18 +208,23 @@ def _required_after(config: FtuiConfig, hf_config: Any, gpu: GPU, change) -> int
     return estimate.memory.required_bytes()
 
 
+def _shrinks_with_qlora(method: MethodInfo) -> bool:
+    """QLoRA trains no more than this method, and stores the base in 4 bits where it does not."""
+    return method.trains_base or (method.lora and method.quantized_bits != 4)
+
+
 def _candidate_changes(config: FtuiConfig):
-    train, method = config.train, config.method
-    if not train.gradient_checkpointing:
+    train, method, info = config.train, config.method, METHODS[config.method.name]
+    if not train.gradient_checkpointing and info.gradient_checkpointing:
         yield (
             "turn on gradient checkpointing",
             lambda c: setattr(c.train, "gradient_checkpointing", True),
         )
-    if method.name in ("full", "freeze"):
+    if info.trains_base:
         yield "switch to LoRA", lambda c: setattr(c.method, "name", "lora")
-    if method.name in ("full", "freeze", "lora", "lora_8bit"):
+    if _shrinks_with_qlora(info):
         yield "switch to QLoRA 4-bit", lambda c: setattr(c.method, "name", "qlora")
-    if method.name in ("lora", "qlora", "lora_8bit") and method.lora_dropout > 0:
+    if info.lora and method.lora_dropout > 0:
         yield "set LoRA dropout to 0", lambda c: setattr(c.method, "lora_dropout", 0.0)
     if train.optimizer == "adamw_torch":
         yield "use the 8-bit AdamW optimizer", lambda c: setattr(c.train, "optimizer", "adamw_8bit")
@@ -206,46 +233,10 @@ def _candidate_changes(config: FtuiConfig):
         yield f"halve the max length to {half}", lambda c: setattr(c.data, "max_length", half)
 
     def everything(c: FtuiConfig) -> None:
-        c.train.gradient_checkpointing = c.method.name != "prefix"
+        if _shrinks_with_qlora(METHODS[c.method.name]):
+            c.method.name = "qlora"
+        c.train.gradient_checkpointing = METHODS[c.method.name].gradient_checkpointing
         c.train.batch_size = 1
         c.train.optimizer = "adamw_8bit"
-        if c.method.name in ("full", "freeze", "lora", "lora_8bit"):
-            c.method.name = "qlora"
 
     yield "QLoRA + checkpointing + batch 1 + 8-bit AdamW", everything
-
-
-def compare_methods(
-    config: FtuiConfig,
-    hf_config: Any,
-    *,
-    device: str = "cuda",
-    gpu: GPU | None = None,
-    dataset_tokens: int = 0,
-) -> list[dict[str, Any]]:
-    """One row per training method with this model and data: counts, memory, time, fits."""
-    rows = []
-    for name in TRAINING_METHODS:
-        variant = copy.deepcopy(config)
-        variant.method.name = name
-        estimate = estimate_run(
-            variant,
-            hf_config,
-            device=device,
-            gpu=gpu,
-            dataset_tokens=dataset_tokens,
-            with_suggestions=False,
-        )
-        rows.append(
-            {
-                "method": name,
-                "trainable_params": estimate.trainable_params,
-                "trainable_percent": round(
-                    100 * estimate.trainable_params / estimate.total_params, 3
-                ),
-                "peak_memory_gb": round(estimate.memory.peak_bytes / 1e9, 2),
-                "seconds_per_step": round(estimate.time.seconds_per_step, 3),
-                "fits_gpus": sum(estimate.fits.values()),
-            }
-        )
-    return rows

@@ -14,9 +14,9 @@ nothing) come back as a message.
 from __future__ import annotations
 
 import functools
-import math
 import re
 import typing
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -25,7 +25,9 @@ from ftui.config import ConfigError, FtuiConfig, config_from_dict
 from ftui.estimate.gpus import CATALOG, GPU, find_gpu
 from ftui.estimate.plan import machine_ram_bytes
 from ftui.heavy_imports import import_heavy_libraries
-from ftui.methods import METHODS, OBJECTIVES, compatible_formats
+from ftui.methods import METHODS
+from ftui.methods import objective_for_format as objective_for_format  # the Method tab's import
+from ftui.units import format_duration
 
 if TYPE_CHECKING:
     from ftui.estimate.plan import Estimate
@@ -40,21 +42,24 @@ COMPONENTS = {  # estimator key -> (label, when it is held)
     "logits_and_loss": ("Logits + loss", "backward pass"),
     "optimizer_step_transient": ("Optimizer step", "optimizer step"),
 }
-# Which method settings matter for which method (the tab shows only these).
-METHOD_FIELDS: dict[str, tuple[str, ...]] = {
-    "lora": ("lora_r", "lora_alpha", "lora_dropout", "target_modules", "use_dora", "use_rslora"),
-    "freeze": ("freeze_trainable_layers",),
-    "prefix": ("num_virtual_tokens",),
-    "prompt": ("num_virtual_tokens",),
-    "llama_adapter": ("adapter_len", "adapter_layers"),
-    "bottleneck": ("bottleneck_size",),
-}
-METHOD_FIELDS["qlora"] = (*METHOD_FIELDS["lora"], "quant_type", "double_quant")
-METHOD_FIELDS["lora_8bit"] = METHOD_FIELDS["lora"]
 CPU_ONLY = "CPU only"
 ARROW = re.compile(r"\s*->\s*(needs\s+)?")  # the estimator's "change -> [needs] 11.7 GB"
 FITS_COLUMNS = ("GPU", "memory GB", "needs GB", "fits", "time / epoch", "$ / hour", "cost / epoch")
 LENGTH_ASSUMPTION = "half the max length"
+NOTHING_TO_TRAIN = (
+    "Few-shot prompting trains nothing: no training memory, time or cost. It pays at "
+    "inference instead (every request carries k examples). Compare it with the fine-tuned "
+    "model in the Playground."
+)
+
+
+@dataclass(frozen=True)
+class EpochData:
+    """What is known of one epoch's data: rows, tokens (estimated), mean tokens per row."""
+
+    rows: int
+    tokens: int
+    mean_tokens: float | None = None
 
 
 # ---------------------------------------------------------------- inputs
@@ -90,14 +95,6 @@ def epoch_tokens(rows: int, max_length: int, mean_tokens: float | None = None) -
     return int(max(0, rows or 0) * min(mean, max_length))
 
 
-def objective_for_format(data_format: str | None) -> str | None:
-    """The objective a detected data format trains with (text -> domain, pairs -> dpo)."""
-    for objective in OBJECTIVES:
-        if data_format in compatible_formats(objective):
-            return objective
-    return None
-
-
 def gpu_memory_gb(resources: str) -> float | None:
     """The recommender's resources choice: a catalog GPU's memory, or None for CPU only."""
     return None if resources == CPU_ONLY else find_gpu(resources).memory_bytes / GB
@@ -121,51 +118,26 @@ def estimate_for_ui(
     suggestions, model_params, trainable_params, peak_bytes. The fits table always judges
     the GPU (bf16) setup, also when the estimate itself is for CPU.
     """
-    from ftui.estimate.plan import estimate_run
-
     try:
         config = config_from_settings(settings)
-        name = config.method.name
-        if not METHODS[name].trains:
-            return _failure(
-                "Few-shot prompting trains nothing: no training memory, time or cost. It "
-                "pays at inference instead (every request carries k examples). Compare it "
-                "with the fine-tuned model in the Playground."
-            )
+        if not METHODS[config.method.name].trains:
+            return _failure(NOTHING_TO_TRAIN)
         hf_config = architecture(config.model.name_or_path, config.model.trust_remote_code)
         gpu = find_gpu(gpu_name)
         tokens = epoch_tokens(dataset_rows, config.data.max_length, mean_tokens)
-        on_gpu = estimate_run(
-            config,
-            hf_config,
-            device="cuda",
-            gpu=gpu,
-            dataset_tokens=tokens,
-            price_per_hour=price,
-            dataset_rows=dataset_rows,
-        )
-        main = on_gpu
-        if device == "cpu":
-            main = estimate_run(
-                config,
-                hf_config,
-                device="cpu",
-                dataset_tokens=tokens,
-                dataset_rows=dataset_rows,
-                price_per_hour=price,
-                with_suggestions=False,
-            )
+        data = EpochData(dataset_rows, tokens, mean_tokens)
+        on_gpu, main = _estimates(config, hf_config, device, gpu, price, data)
     except Exception as exc:  # any failure becomes a message, the page stays up
         return _failure(explain_error(exc))
     place = gpu.name if device == "cuda" else "CPU"
     return {
         "ok": True,
         "message": "",
-        "counts": counts_markdown(main.trainable_params, main.total_params, name),
-        "time": time_markdown(main, config, place, dataset_rows, tokens, mean_tokens),
+        "counts": counts_markdown(main.trainable_params, main.total_params, config.method.name),
+        "time": time_markdown(main, config, place, data),
         "memory": memory_markdown(main, place),
         "components": components_frame(main.memory.components),
-        "fits": fits_frame(config, hf_config, on_gpu, gpu, price, tokens, dataset_rows),
+        "fits": fits_frame(config, hf_config, on_gpu, gpu, price, data),
         "suggestions": "\n\n".join(
             filter(None, [ram_markdown(main), suggestions_markdown(on_gpu, gpu)])
         ),
@@ -173,6 +145,27 @@ def estimate_for_ui(
         "trainable_params": main.trainable_params,
         "peak_bytes": main.memory.peak_bytes,
     }
+
+
+def _estimates(
+    config: FtuiConfig, hf_config: Any, device: str, gpu: GPU, price: float | None, data: EpochData
+) -> tuple[Estimate, Estimate]:
+    """(the estimate on `gpu`, with fixes; the one for `device`, the same on cuda)."""
+    from ftui.estimate.plan import estimate_run
+
+    def run(on: str, **options: Any) -> Estimate:
+        return estimate_run(
+            config,
+            hf_config,
+            device=on,
+            dataset_tokens=data.tokens,
+            dataset_rows=data.rows,
+            price_per_hour=price,
+            **options,
+        )
+
+    on_gpu = run("cuda", gpu=gpu)
+    return on_gpu, (on_gpu if device == "cuda" else run("cpu", with_suggestions=False))
 
 
 def _failure(message: str) -> dict[str, Any]:
@@ -213,24 +206,18 @@ def counts_markdown(trainable: int, total: int, method: str) -> str:
     )
 
 
-def time_markdown(
-    estimate: Estimate,
-    config: FtuiConfig,
-    place: str,
-    rows: int,
-    tokens: int,
-    mean_tokens: float | None,
-) -> str:
+def time_markdown(estimate: Estimate, config: FtuiConfig, place: str, data: EpochData) -> str:
     time = estimate.time
-    batch, length = config.train.batch_size, config.data.max_length
+    length = config.data.max_length
+    rows, tokens, mean_tokens = data.rows, data.tokens, data.mean_tokens
     price = time.price_per_hour
     unit = "GPU-hour" if estimate.device == "cuda" else "machine-hour"
     thousand = 1000 * time.seconds_per_step
     lines = [
-        f"**Speed on {place}:** {format_duration(time.seconds_per_step)} per step of {batch} x "
-        f"{length:,} tokens, about {time.tokens_per_second:,.0f} tokens/s.",
+        f"**Speed on {place}:** {format_duration(time.seconds_per_step)} per optimizer step "
+        f"of {step_shape(config)}, about {time.tokens_per_second:,.0f} tokens/s.",
         f"**1,000 steps:** {format_duration(thousand)}, "
-        f"{format_money(thousand / 3600 * price)} at {format_money(price)} per {unit}.",
+        f"{format_money(1000 * time.cost_per_step)} at {format_money(price)} per {unit}.",
     ]
     if rows and tokens:
         mean = f"{mean_tokens:,.0f} tokens" if mean_tokens else f"{length // 2:,} tokens"
@@ -277,19 +264,28 @@ def components_frame(components: dict[str, int]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def step_shape(config: FtuiConfig) -> str:
+    """What one optimizer step processes: '8 x 1,024 tokens', with accumulation and processes."""
+    train = config.train
+    shape = f"{train.batch_size} x {config.data.max_length:,} tokens"
+    if train.gradient_accumulation > 1:
+        shape = f"{train.gradient_accumulation} accumulated batches of {shape}"
+    if train.num_processes > 1:
+        shape += f" on each of {train.num_processes} processes"
+    return shape
+
+
 def fits_frame(
     config: FtuiConfig,
     hf_config: Any,
     estimate: Estimate,
     chosen: GPU,
     price: float | None,
-    tokens: int,
-    rows_in_epoch: int = 0,
+    data: EpochData,
 ) -> pd.DataFrame:
     """One row per GPU: memory, need, verdict, time and cost of an epoch there."""
     from ftui.estimate.arch import Architecture
-    from ftui.estimate.plan import gpus_to_judge, training_setup
-    from ftui.estimate.speed import estimate_time
+    from ftui.estimate.plan import gpus_to_judge, time_on, training_setup
 
     arch = Architecture.from_hf_config(hf_config)
     setup = training_setup(config, estimate.trainable_params, "cuda")
@@ -297,15 +293,7 @@ def fits_frame(
     rows = []
     for gpu in gpus_to_judge():
         own_price = price if gpu.name == chosen.name and price is not None else gpu.price_per_hour
-        time = estimate_time(
-            arch,
-            setup,
-            gpu,
-            dataset_tokens=tokens,
-            price_per_hour=own_price,
-            dataset_rows=rows_in_epoch,
-            packed=config.method.objective == "domain",
-        )
+        time = time_on(gpu, arch, setup, config, own_price, data.rows, data.tokens)
         fits = estimate.fits.get(gpu.name, needs <= gpu.memory_bytes)
         rows.append(
             {
@@ -313,9 +301,9 @@ def fits_frame(
                 "memory GB": round(gpu.memory_bytes / GB),
                 "needs GB": round(needs / GB, 1),
                 "fits": "yes" if fits else "no",
-                "time / epoch": format_duration(time.seconds_per_epoch) if tokens else "-",
+                "time / epoch": format_duration(time.seconds_per_epoch) if data.tokens else "-",
                 "$ / hour": f"{own_price:.2f}",
-                "cost / epoch": format_money(time.cost_per_epoch) if tokens else "-",
+                "cost / epoch": format_money(time.cost_per_epoch) if data.tokens else "-",
             }
         )
     return pd.DataFrame(rows)
@@ -351,18 +339,6 @@ def suggestions_markdown(estimate: Estimate, gpu: GPU) -> str:
 
 
 # ---------------------------------------------------------------- formatting
-
-
-def format_duration(seconds: float) -> str:
-    if not seconds or seconds < 0 or math.isnan(seconds):
-        return "0 s"
-    if seconds < 60:
-        return f"{seconds:.2g} s" if seconds < 1 else f"{seconds:.3g} s"
-    if seconds < 3600:
-        return f"{seconds / 60:.1f} min"
-    if seconds < 86400 * 2:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} days"
 
 
 def format_money(dollars: float) -> str:

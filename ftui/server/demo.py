@@ -177,6 +177,7 @@ def planned_steps(config: FtuiConfig, cwd: Path) -> int:
         return train.max_steps  # overrides epochs: the Trainer cycles the data that long
     from ftui.data.reading import DataError
     from ftui.data.training_data import load_training_rows
+    from ftui.estimate.steps import optimizer_steps
 
     data = dataclasses.replace(
         config.data,
@@ -190,9 +191,9 @@ def planned_steps(config: FtuiConfig, cwd: Path) -> int:
     sequences = len(rows)
     if config.method.objective == "domain":
         sequences = _packed_blocks([row["text"] for row in rows], config)
-    batches = math.ceil(sequences / (train.batch_size * train.num_processes))
-    per_epoch = max(1, math.ceil(batches / train.gradient_accumulation))
-    return math.ceil(per_epoch * train.epochs)
+    return optimizer_steps(
+        sequences, train.batch_size, train.num_processes, train.gradient_accumulation, train.epochs
+    )
 
 
 def human_count(number: int) -> str:
