@@ -47,10 +47,8 @@ ROLE_NAMES: dict[str, dict[str, tuple[str, ...]]] = {
     },
 }
 
-_EXPECTED = (
-    "instruction/output (alpaca), messages (chat), conversations (sharegpt), "
-    "prompt/completion (prompt_completion), text (text) or chosen/rejected (preference)"
-)
+_LAYOUTS = [f"{'/'.join(FORMAT_ROLES[fmt][0])} ({fmt})" for fmt in FORMATS]
+_EXPECTED = f"{', '.join(_LAYOUTS[:-1])} or {_LAYOUTS[-1]}"  # the needed columns of each format
 
 
 @dataclass
