@@ -6,9 +6,9 @@ Each `MethodInfo` holds the words the Method tab shows (cards, comparison table)
 time estimator works from (how the base weights are stored, whether they train, LoRA
 adapters, virtual tokens, top blocks only) and the recommender's rules of thumb. The
 estimator and the recommender read these fields instead of testing method names. It imports
-no torch, so the first page renders fast. What each method *does* to a model lives in
-`ftui.translate`; how many parameters it trains for a given architecture comes from
-`ftui.params`.
+no torch, so the first page renders fast; the data formats come from `ftui.data.formats`.
+What each method *does* to a model lives in `ftui.translate`; how many parameters it trains
+for a given architecture comes from `ftui.params`.
 """
 
 from __future__ import annotations
