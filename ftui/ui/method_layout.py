@@ -170,11 +170,8 @@ def _layout_method_choice() -> MethodChoice:
 
 def _method_menu() -> gr.Dropdown:
     """The method.name menu, showing each method's title (the value stays the name)."""
-    menu = config_widget("method.name", elem_id=element_id("method", "method.name"))
-    # config_widget passes the field's own choices positionally, and Gradio lets a positional
-    # argument win over a `choices=` option, so the titled choices are set here.
-    menu.choices = [(METHODS[name].title, name) for name in field_spec("method.name").choices]
-    return menu
+    titled = [(METHODS[name].title, name) for name in field_spec("method.name").choices]
+    return config_widget("method.name", choices=titled, elem_id=element_id("method", "method.name"))
 
 
 def _layout_cost_inputs() -> CostInputs:

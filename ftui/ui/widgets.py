@@ -29,7 +29,7 @@ def config_widget(
     if spec.kind == "bool":
         return gr.Checkbox(value=value, **options)
     if spec.kind == "choice":
-        return gr.Dropdown(spec.choices, value=value, **options)
+        return gr.Dropdown(**{"choices": spec.choices, "value": value, **options})
     if spec.kind in ("int", "float"):
         return _number(spec, value, options)
     return gr.Textbox(value="" if value is None else str(value), **options)
