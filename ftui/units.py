@@ -1,10 +1,10 @@
 """How durations read to people, everywhere in ftui (run history, ETAs, estimates).
 
-    format_duration(0.42)   -> '0.42 s'
-    format_duration(185)    -> '3 min 05 s'
-    format_duration(3720)   -> '1 h 02 min'
-    format_duration(400000) -> '4.6 days'
-    format_duration(None)   -> '-'
+format_duration(0.42)   -> '0.42 s'
+format_duration(185)    -> '3 min 05 s'
+format_duration(3720)   -> '1 h 02 min'
+format_duration(400000) -> '4.6 days'
+format_duration(None)   -> '-'
 """
 
 from __future__ import annotations

@@ -72,7 +72,7 @@ def test_a_web_push_uses_the_callers_token_and_the_servers_only_by_opt_in(monkey
     assert hub_auth.server_token() == SERVER_TOKEN
 
 
-def test_ftui_reads_hf_token_only_in_hub_auth_and_the_cli():
+def test_ftui_reads_hf_token_only_in_hub_auth():
     """No other module names a token variable as a string (as reading it would need)."""
     variable = re.compile(r"""["'](HF_TOKEN|HUGGING_FACE_HUB_TOKEN)["']""")
     readers = {
@@ -80,7 +80,7 @@ def test_ftui_reads_hf_token_only_in_hub_auth_and_the_cli():
         for path in (REPO_ROOT / "ftui").rglob("*.py")
         if variable.search(path.read_text(encoding="utf-8"))
     }
-    assert readers <= {"ftui/server/hub_auth.py", "ftui/cli.py"}, readers
+    assert readers == {"ftui/server/hub_auth.py"}, readers
     assert "ftui/server/hub_auth.py" in readers  # the check finds what it looks for
 
 
