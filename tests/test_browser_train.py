@@ -13,6 +13,8 @@ import re
 import pytest
 from conftest import SAMPLES
 
+from ftui.config import load_config
+
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 STEPS = 6
@@ -76,9 +78,14 @@ def test_start_watch_reload_and_finish_a_run(page, app_server, tmp_path):
     expect(page.locator("#train-status")).to_contain_text("Saved")
     expect(page.locator("#train-command")).to_contain_text("ftui train")
     expect(page.locator("#train-command")).to_contain_text("configs/browser-run-")
-    expect(page.locator("#train-yaml")).to_contain_text("batch_size: 2")
+    expect(page.locator("#train-yaml")).to_contain_text("name: browser-run")
     expect(page.locator("#train-yaml")).to_contain_text("triage40.jsonl")
-    assert list((workspace / "configs").glob("browser-run-*.yaml"))
+    # The code view draws only the lines in sight: the rest is checked in the saved file,
+    # the text the view shows.
+    (saved,) = (workspace / "configs").glob("browser-run-*.yaml")
+    config = load_config(saved)
+    assert config.train.batch_size == 2 and config.train.max_steps == STEPS
+    assert (config.train.eval_every, config.train.save_every) == (3, 3)
 
     page.locator("#train-start").click()
     status = page.locator("#train-status")
