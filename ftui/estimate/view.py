@@ -26,7 +26,6 @@ from ftui.estimate.gpus import CATALOG, GPU, find_gpu
 from ftui.estimate.plan import machine_ram_bytes
 from ftui.heavy_imports import import_heavy_libraries
 from ftui.methods import METHODS
-from ftui.methods import objective_for_format as objective_for_format  # the Method tab's import
 from ftui.units import format_duration
 
 if TYPE_CHECKING:

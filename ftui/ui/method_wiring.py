@@ -15,7 +15,8 @@ import gradio as gr
 from gradio.events import Dependency
 
 from ftui.estimate.catalog_view import compare_for_ui, method_markdown, recommend_for_ui
-from ftui.estimate.view import CPU_ONLY, catalog_price, estimate_for_ui, objective_for_format
+from ftui.estimate.view import CPU_ONLY, catalog_price, estimate_for_ui
+from ftui.methods import objective_for_format
 from ftui.ui.method_layout import CostInputs, MethodChoice, MethodLayout, uses_setting
 from ftui.ui.run_config import selection_summary
 
