@@ -5,8 +5,9 @@ Each `MethodInfo` holds the words the Method tab shows (cards, comparison table)
 `method.*` settings the method uses, the objectives it trains with, the facts the memory and
 time estimator works from (how the base weights are stored, whether they train, LoRA
 adapters, virtual tokens, top blocks only) and the recommender's rules of thumb. The
-estimator and the recommender read these fields instead of testing method names. It imports
-no torch, so the first page renders fast; the data formats come from `ftui.data.formats`.
+estimator, the recommender and the config's cross-section rules read these fields instead of
+testing method names. It imports only plain data (the formats of `ftui.data.layouts`), so the
+config can import it and the first page renders fast.
 What each method *does* to a model lives in `ftui.translate`; how many parameters it trains
 for a given architecture comes from `ftui.params`.
 """
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from ftui.data.formats import FORMATS
+from ftui.data.layouts import FORMATS
 
 OBJECTIVES: tuple[str, ...] = ("instruction", "domain", "dpo")
 

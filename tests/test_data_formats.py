@@ -9,12 +9,8 @@ import pandas as pd
 import pytest
 
 from ftui.data.examples import examples_from_frame, to_example
-from ftui.data.formats import (
-    FORMAT_ROLES,
-    FORMATS,
-    detect_format,
-    resolve_columns,
-)
+from ftui.data.formats import detect_format, resolve_columns
+from ftui.data.layouts import FORMAT_ROLES, FORMATS
 from ftui.data.reading import DataError, read_table
 from ftui.data.split import split_train_validation
 

@@ -23,7 +23,7 @@ from ftui.adapters.bottleneck import (
     set_bottleneck_enabled,
 )
 from ftui.config import ConfigError, DataConfig, FtuiConfig, MethodConfig, field_choices
-from ftui.data.formats import FORMATS
+from ftui.data.layouts import FORMATS
 from ftui.methods import (
     METHODS,
     OBJECTIVES,

@@ -21,6 +21,7 @@ from typing import Any, ClassVar, Literal
 
 from ftui.config.devices import count_devices
 from ftui.config.fields import Bounds, ConfigError, setting, type_hints
+from ftui.methods import METHODS
 
 DEFAULT_MODEL = "default"  # the bundled SmolLM2-135M-Instruct
 MAX_SEED = 2**32 - 1  # numpy's seeds are 32-bit
@@ -387,10 +388,11 @@ class FtuiConfig:
                 "train.early_stopping_patience keeps the best checkpoint, so train.save_every "
                 f"({train.save_every}) must be a multiple of train.eval_every ({train.eval_every})"
             )
-        if self.method.name == "prefix" and self.train.gradient_checkpointing:
+        method = METHODS[self.method.name]
+        if self.train.gradient_checkpointing and not method.gradient_checkpointing:
             raise ConfigError(
-                "method.name prefix does not work with train.gradient_checkpointing (peft "
-                "refuses it); turn checkpointing off, or use prompt tuning or LoRA"
+                f"method.name {method.name} does not work with train.gradient_checkpointing "
+                "(peft refuses it); turn checkpointing off, or use prompt tuning or LoRA"
             )
 
     def check_runnable(self) -> None:

@@ -15,7 +15,8 @@ from typing import Any, Literal
 import pandas as pd
 
 from ftui.data.examples import is_blank, to_example
-from ftui.data.formats import FORMAT_ROLES, FORMATS, detect_format, resolve_columns
+from ftui.data.formats import detect_format, resolve_columns
+from ftui.data.layouts import FORMAT_ROLES, FORMATS
 from ftui.data.reading import DataError, read_table
 from ftui.workspace import DEFAULT_MAX_UPLOAD_BYTES
 

@@ -1,7 +1,7 @@
 """Dataset formats: detect which one a table is in and map its columns to roles.
 
-Six layouts are understood (`FORMATS`). Each has roles (`FORMAT_ROLES`): the fields it needs
-and the ones it can use. `detect_format` matches column names (case-insensitively, with common
+The layouts and their roles are plain data in `ftui.data.layouts` (`FORMATS`, `FORMAT_ROLES`,
+`ROLE_NAMES`). `detect_format` matches column names (case-insensitively, with common
 synonyms) and looks inside message columns to tell chat (`role`/`content`) from ShareGPT
 (`from`/`value`). `resolve_columns` merges a user's role -> column mapping over that guess.
 Turning rows into training examples is `ftui.data.examples`.
@@ -15,37 +15,8 @@ from typing import Any
 import pandas as pd
 
 from ftui.data.examples import is_missing, parse_list
+from ftui.data.layouts import FORMAT_ROLES, FORMATS, ROLE_NAMES
 from ftui.data.reading import DataError
-
-FORMATS = ("alpaca", "chat", "sharegpt", "prompt_completion", "text", "preference")
-
-FORMAT_ROLES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "alpaca": (("instruction", "output"), ("input", "system")),
-    "chat": (("messages",), ()),
-    "sharegpt": (("conversations",), ("system",)),
-    "prompt_completion": (("prompt", "completion"), ()),
-    "text": (("text",), ()),
-    "preference": (("chosen", "rejected"), ("prompt",)),
-}
-
-# Column names each role answers to, lower-case; the first is the canonical one.
-ROLE_NAMES: dict[str, dict[str, tuple[str, ...]]] = {
-    "alpaca": {
-        "instruction": ("instruction", "question", "query"),
-        "output": ("output", "response", "answer"),
-        "input": ("input", "context"),
-        "system": ("system",),
-    },
-    "chat": {"messages": ("messages",)},
-    "sharegpt": {"conversations": ("conversations",), "system": ("system",)},
-    "prompt_completion": {"prompt": ("prompt",), "completion": ("completion",)},
-    "text": {"text": ("text", "content", "document", "body")},
-    "preference": {
-        "chosen": ("chosen",),
-        "rejected": ("rejected",),
-        "prompt": ("prompt", "question"),
-    },
-}
 
 _LAYOUTS = [f"{'/'.join(FORMAT_ROLES[fmt][0])} ({fmt})" for fmt in FORMATS]
 _EXPECTED = f"{', '.join(_LAYOUTS[:-1])} or {_LAYOUTS[-1]}"  # the needed columns of each format

@@ -19,7 +19,7 @@ from pathlib import Path
 import gradio as gr
 
 from ftui.config import field_spec
-from ftui.data.formats import FORMAT_ROLES
+from ftui.data.layouts import FORMAT_ROLES
 from ftui.data.preview import (
     DatasetPreview,
     PreviewSample,
