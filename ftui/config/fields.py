@@ -13,7 +13,7 @@ import dataclasses
 import functools
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 Tab = Literal["data", "method", "train", ""]
 
@@ -190,3 +190,43 @@ def sections(root: type) -> dict[str, type]:
     """Section name -> its class, e.g. {"model": ModelConfig, ...}."""
     hints = type_hints(root)
     return {name: hint for name, hint in hints.items() if dataclasses.is_dataclass(hint)}
+
+
+class Section:
+    """A config section whose number fields are checked against their bounds on creation
+    and again by FtuiConfig.check() (which catches values changed in place)."""
+
+    key: ClassVar[str] = ""
+
+    def __post_init__(self) -> None:
+        self.check_bounds()
+
+    def check_bounds(self) -> None:
+        hints = type_hints(type(self))
+        for item in dataclasses.fields(self):  # type: ignore[arg-type]
+            bounds = item.metadata.get("bounds")
+            if bounds is not None:
+                whole = hints[item.name] is int
+                _check_number(
+                    f"{self.key}.{item.name}", getattr(self, item.name), bounds, whole, item
+                )
+
+
+def _check_number(
+    key: str, value: Any, bounds: Bounds, whole: bool, item: dataclasses.Field
+) -> None:
+    kind = "a whole number" if whole else "a number"
+    if isinstance(value, bool) or not isinstance(value, int if whole else (int, float)):
+        raise ConfigError(f"{key}: expected {kind}, got {value!r}")
+    if not bounds.allows(value):
+        example = bounds.example if bounds.example is not None else item.default
+        raise ConfigError(
+            f"{key}: {_shown_value(value)} is out of range; use {bounds.describe(whole)}, "
+            f"e.g. {_shown_value(example)}"
+        )
+
+
+def _shown_value(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return repr(value) if isinstance(value, float) else str(value)

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 from ftui.config.devices import count_devices
-from ftui.config.fields import Bounds, ConfigError, setting, type_hints
+from ftui.config.fields import ConfigError, Section, setting, type_hints
 from ftui.methods import METHODS
 
 DEFAULT_MODEL = "default"  # the bundled SmolLM2-135M-Instruct
@@ -48,48 +48,8 @@ Optimizer = Literal["adamw_torch", "adamw_8bit", "sgd", "adafactor"]
 Attention = Literal["auto", "eager", "sdpa", "flash_attention_2"]
 
 
-class _Section:
-    """A config section whose number fields are checked against their bounds on creation
-    and again by FtuiConfig.check() (which catches values changed in place)."""
-
-    key: ClassVar[str] = ""
-
-    def __post_init__(self) -> None:
-        self.check_bounds()
-
-    def check_bounds(self) -> None:
-        hints = type_hints(type(self))
-        for item in dataclasses.fields(self):  # type: ignore[arg-type]
-            bounds = item.metadata.get("bounds")
-            if bounds is not None:
-                whole = hints[item.name] is int
-                _check_number(
-                    f"{self.key}.{item.name}", getattr(self, item.name), bounds, whole, item
-                )
-
-
-def _check_number(
-    key: str, value: Any, bounds: Bounds, whole: bool, item: dataclasses.Field
-) -> None:
-    kind = "a whole number" if whole else "a number"
-    if isinstance(value, bool) or not isinstance(value, int if whole else (int, float)):
-        raise ConfigError(f"{key}: expected {kind}, got {value!r}")
-    if not bounds.allows(value):
-        example = bounds.example if bounds.example is not None else item.default
-        raise ConfigError(
-            f"{key}: {_shown_value(value)} is out of range; use {bounds.describe(whole)}, "
-            f"e.g. {_shown_value(example)}"
-        )
-
-
-def _shown_value(value: Any) -> str:
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return repr(value) if isinstance(value, float) else str(value)
-
-
 @dataclass
-class ModelConfig(_Section):
+class ModelConfig(Section):
     key: ClassVar[str] = "model"
 
     name_or_path: str = setting(
@@ -123,7 +83,7 @@ class ModelConfig(_Section):
 
 
 @dataclass
-class DataConfig(_Section):
+class DataConfig(Section):
     key: ClassVar[str] = "data"
 
     path: str = setting(
@@ -169,7 +129,7 @@ class DataConfig(_Section):
 
 
 @dataclass
-class MethodConfig(_Section):
+class MethodConfig(Section):
     key: ClassVar[str] = "method"
 
     name: MethodName = setting(
@@ -259,7 +219,7 @@ class MethodConfig(_Section):
 
 
 @dataclass
-class TrainConfig(_Section):
+class TrainConfig(Section):
     key: ClassVar[str] = "train"
 
     epochs: float = setting(
@@ -347,7 +307,7 @@ class TrainConfig(_Section):
 
 
 @dataclass
-class EvalConfig(_Section):
+class EvalConfig(Section):
     key: ClassVar[str] = "eval"
 
     few_shot_k: int = setting(
