@@ -1,4 +1,4 @@
-"""What a config field declares about itself, and how to read it back.
+"""What a config field declares about itself, how to read it back, and its range check.
 
 Every field of the config tree is made by `setting()`: its default, its help sentence, its
 label, its allowed range (numbers), the slider range and step the UI offers, and the tab that
