@@ -44,7 +44,7 @@ def test_compare_evaluate_and_download_the_report(page, finished_run, tmp_path):
         expect(page.locator(f"#pg-{variant} textarea")).not_to_have_value("")
     page.screenshot(path=str(tmp_path / "playground-compare.png"), full_page=True)
 
-    page.locator("#pg-evaluate").click()  # the slider starts at the run's eval.limit: 4 rows
+    page.locator("#pg-evaluate").click()  # "Rows scored" starts at the run's eval.limit: 4
     scores = page.locator("#pg-scores")
     for title in ("Base", "Few-shot", "Fine-tuned", "exact_match", "json_valid"):
         expect(scores).to_contain_text(title, timeout=300_000)

@@ -148,6 +148,20 @@ def test_outside_demo_mode_the_start_path_checks_no_caps(jobs, monkeypatch):
     assert run_id is not None and message.startswith("Started"), message
 
 
+def test_the_playground_takes_demo_mode_from_the_server_settings(tmp_path, monkeypatch):
+    """Read once at start (ServerSettings.demo) or from the login mode, never per call."""
+    from ftui.server.auth import Access
+    from ftui.server.settings import ServerSettings
+    from ftui.ui.playground_actions import is_demo
+
+    workspace = Workspace.open(tmp_path / "workspace")
+    monkeypatch.setenv("FTUI_DEMO", "1")
+    assert not is_demo(ServerSettings(workspace, demo=DemoLimits()))
+    monkeypatch.setenv("FTUI_DEMO", "0")
+    assert is_demo(ServerSettings(workspace, access=Access("hf"), demo=DEMO))
+    assert is_demo(ServerSettings(workspace, access=Access("demo"), demo=DemoLimits()))
+
+
 def test_models_that_need_a_download_or_are_too_big_are_refused(tmp_path):
     config = load_config(PRESETS / "triage-lora.yaml")
     config.model.name_or_path = f"ftui-tests/not-here-{uuid.uuid4().hex[:6]}"

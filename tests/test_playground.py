@@ -138,6 +138,21 @@ def test_cli_eval_prints_json_scores_for_the_run(trained):
     assert (run.path / "eval.json").is_file()
 
 
+def test_the_playgrounds_eval_settings_are_checked_by_the_config(trained):
+    import gradio as gr
+
+    from ftui.evaluate.cache import ComparisonCache
+    from ftui.ui import playground_actions as actions
+
+    workspace, run = trained
+    jobs = Jobs(workspace)
+    with pytest.raises(gr.Error, match=r"eval\.limit: 0 is out of range; use a whole number"):
+        actions.evaluate(jobs, run.run_id, 0, progress=None)
+    answers = actions.stream_three(jobs, ComparisonCache(), run.run_id, "Hi", None, 10**6, 0, 1)
+    with pytest.raises(gr.Error, match=r"eval\.max_new_tokens: 1000000 is out of range"):
+        next(answers)  # refused before any model is loaded
+
+
 def test_hub_push_errors_never_show_the_token(tmp_path):
     from ftui.export import push_to_hub
 

@@ -162,8 +162,9 @@ def stream_three(
     """Stream base, then few-shot, then fine-tuned; yield all six widget values each time."""
     if not text or not text.strip():
         raise gr.Error("Type a prompt to compare.")
-    compare = _comparison(cache, run_dir(jobs, run_id))
-    tokens = eval_setting(compare.config, "max_new_tokens", tokens)
+    run = run_dir(jobs, run_id)
+    tokens = eval_setting(run.read_config(), "max_new_tokens", tokens)  # before loading
+    compare = _comparison(cache, run)
     prompt = prompt_from_text(compare.config, text.strip())
     shots = _shots(shot_rows)
     decoding = {"do_sample": True, "temperature": temperature, "top_p": top_p}

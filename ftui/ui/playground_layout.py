@@ -2,8 +2,9 @@
 
 Layout only: each piece places its components and returns them in a dataclass that
 `ftui.ui.playground_tab` wires. Settings that are config fields (eval.max_new_tokens,
-eval.limit) come from `ftui.ui.widgets.config_widget`, with the field's label, help and range;
-the decoding knobs that are not config fields (temperature, top-p) are placed here.
+eval.limit) come from `ftui.ui.widgets.config_widget` with the field's label and help, and are
+checked against the field on the server; the decoding knobs that are not config fields
+(temperature, top-p) are placed here.
 """
 
 from __future__ import annotations
