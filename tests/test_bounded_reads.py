@@ -22,8 +22,9 @@ import pytest
 from conftest import SAMPLES, ftui_server
 
 from ftui.data.bounded import ReadLimits, load_hub_rows, read_parquet
+from ftui.data.errors import DataError
 from ftui.data.preview import SAMPLE_CELL_CHARS, SAMPLE_ROWS, load_preview
-from ftui.data.reading import DataError, read_table
+from ftui.data.reading import read_table
 
 RSS_BOUND_MB = 300
 BOMB_ROWS, BOMB_GROUPS, BOMB_WIDTH = 20_000, 11, 10_000  # 220,000 x 10 KB = 2.2 GB decoded

@@ -20,7 +20,8 @@ import pandas as pd
 import pytest
 
 from ftui.data.check import check_dataframe, check_file
-from ftui.data.reading import DataError, load_source, read_table
+from ftui.data.errors import DataError
+from ftui.data.reading import load_source, read_table
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 REPO_ROOT = Path(__file__).resolve().parents[1]

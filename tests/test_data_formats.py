@@ -8,10 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ftui.data.errors import DataError
 from ftui.data.examples import examples_from_frame, to_example
 from ftui.data.formats import detect_format, resolve_columns
 from ftui.data.layouts import FORMAT_ROLES, FORMATS
-from ftui.data.reading import DataError, read_table
+from ftui.data.reading import read_table
 from ftui.data.split import split_train_validation
 
 HI = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]

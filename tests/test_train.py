@@ -161,7 +161,7 @@ def test_prompt_completion_splits_at_the_last_answer():
 
 def test_preference_data_and_the_dpo_objective_go_together():
     from ftui.config import DataConfig
-    from ftui.data.reading import DataError
+    from ftui.data.errors import DataError
     from ftui.data.training_data import load_training_data
 
     pairs = DataConfig(path=str(REPO_ROOT / "presets/data/preferences/pairs.jsonl"))

@@ -25,7 +25,7 @@ from typing import Any
 
 import pandas as pd
 
-from ftui.data.reading import DataError
+from ftui.data.errors import DataError
 
 DEFAULT_MAX_ROWS = 1_000_000
 DEFAULT_MAX_DATA_MB = 1024

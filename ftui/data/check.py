@@ -14,10 +14,11 @@ from typing import Any, Literal
 
 import pandas as pd
 
+from ftui.data.errors import DataError
 from ftui.data.examples import is_blank, to_example
 from ftui.data.formats import detect_format, resolve_columns
 from ftui.data.layouts import FORMAT_ROLES, FORMATS
-from ftui.data.reading import DataError, read_table
+from ftui.data.reading import read_table
 from ftui.workspace import DEFAULT_MAX_UPLOAD_BYTES
 
 MAX_ROW_PROBLEMS = 50  # listed one by one; the rest are summed up in one line

@@ -20,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from ftui.data.reading import DataError, value_kind
+from ftui.data.errors import DataError, value_kind
 
 CHAT_ROLES = ("system", "user", "assistant", "tool")
 SHAREGPT_ROLES = {

@@ -14,9 +14,9 @@ from typing import Any
 
 import pandas as pd
 
+from ftui.data.errors import DataError
 from ftui.data.examples import is_missing, parse_list
 from ftui.data.layouts import FORMAT_ROLES, FORMATS, ROLE_NAMES
-from ftui.data.reading import DataError
 
 _LAYOUTS = [f"{'/'.join(FORMAT_ROLES[fmt][0])} ({fmt})" for fmt in FORMATS]
 _EXPECTED = f"{', '.join(_LAYOUTS[:-1])} or {_LAYOUTS[-1]}"  # the needed columns of each format

@@ -22,8 +22,9 @@ from typing import Any
 import pandas as pd
 
 from ftui.data.check import CheckReport, Problem, check_dataframe
+from ftui.data.errors import DataError
 from ftui.data.examples import examples_from_frame, is_blank
-from ftui.data.reading import DataError, load_source
+from ftui.data.reading import load_source
 from ftui.data.split import split_train_validation
 from ftui.data.tokens import highlighted_tokens, length_histogram, length_summary, token_lengths
 from ftui.markup import markdown_literal

@@ -15,7 +15,7 @@ read and refused before passing them.
 
 The readers of each format live beside this module: ftui.data.json_rows (JSON, JSON Lines),
 ftui.data.delimited (CSV, TSV, TXT) and ftui.data.bounded (Parquet, Hub datasets); DataError
-and value_kind come from ftui.data.errors and are importable from here too.
+comes from ftui.data.errors.
 """
 
 from __future__ import annotations
@@ -27,12 +27,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from ftui.data.bounded import ReadLimits, load_hub_rows, read_parquet
 from ftui.data.delimited import read_delimited, read_documents
-from ftui.data.errors import DataError, value_kind
+from ftui.data.errors import DataError
 from ftui.data.json_rows import read_json, read_jsonl
 from ftui.workspace import DEFAULT_MAX_UPLOAD_BYTES
-
-__all__ = ["SUPPORTED_EXTENSIONS", "DataError", "load_source", "read_table", "value_kind"]
 
 SUPPORTED_EXTENSIONS = (".csv", ".tsv", ".json", ".jsonl", ".parquet", ".txt")
 
@@ -65,7 +64,6 @@ def read_table(path: str | Path, *, max_bytes: int = DEFAULT_MAX_UPLOAD_BYTES) -
 
 
 def _read_checked(path: Path, max_bytes: int) -> pd.DataFrame:
-    from ftui.data.bounded import ReadLimits, read_parquet
 
     _check_file_basics(path, max_bytes)
     ext, limits = path.suffix.lower(), ReadLimits.from_env()
@@ -133,7 +131,6 @@ def _inside_roots(path: Path, roots: Sequence[Path]) -> Path:
 
 
 def _load_hub_dataset(source: str) -> pd.DataFrame:
-    from ftui.data.bounded import ReadLimits, load_hub_rows
 
     name, _, split = source.partition(":")
     try:

@@ -18,8 +18,9 @@ import pandas as pd
 
 from ftui.config import DataConfig
 from ftui.data.check import check_dataframe
+from ftui.data.errors import DataError
 from ftui.data.examples import examples_from_frame
-from ftui.data.reading import DataError, load_source
+from ftui.data.reading import load_source
 from ftui.data.split import split_train_validation
 
 

@@ -175,7 +175,7 @@ def planned_steps(config: FtuiConfig, cwd: Path) -> int:
     train = config.train
     if train.max_steps > 0:
         return train.max_steps  # overrides epochs: the Trainer cycles the data that long
-    from ftui.data.reading import DataError
+    from ftui.data.errors import DataError
     from ftui.data.training_data import load_training_rows
     from ftui.estimate.steps import optimizer_steps
 
