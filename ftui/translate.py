@@ -14,11 +14,9 @@ from __future__ import annotations
 from typing import Any
 
 from ftui.config import FtuiConfig, MethodConfig
+from ftui.methods import METHODS
 from ftui.models import choose_dtype
 
-LORA_FAMILY = ("lora", "qlora", "lora_8bit")
-PROMPT_LEARNING = ("prefix", "prompt", "llama_adapter")
-PEFT_METHODS = (*LORA_FAMILY, "ia3", *PROMPT_LEARNING)
 # IA3 for Llama-likes, used when peft has no defaults for the model type.
 IA3_TARGETS = ["k_proj", "v_proj", "down_proj"]
 IA3_FEEDFORWARD = ["down_proj"]
@@ -32,14 +30,16 @@ def _torch_dtype(name: str) -> Any:
 
 
 def quantization_config(method: MethodConfig, compute_dtype: Any) -> Any:
-    """A BitsAndBytesConfig for qlora (4-bit) and lora_8bit (8-bit); None for other methods.
+    """A BitsAndBytesConfig for a method whose base the catalog stores in 4 bits (qlora) or
+    8 bits (lora_8bit); None for other methods.
 
     `compute_dtype` is the model's training dtype; it is used when method.compute_dtype is
     'auto'.
     """
     from transformers import BitsAndBytesConfig
 
-    if method.name == "qlora":
+    bits = METHODS[method.name].quantized_bits
+    if bits == 4:
         if method.compute_dtype != "auto":
             compute_dtype = _torch_dtype(method.compute_dtype)
         return BitsAndBytesConfig(
@@ -48,7 +48,7 @@ def quantization_config(method: MethodConfig, compute_dtype: Any) -> Any:
             bnb_4bit_use_double_quant=method.double_quant,
             bnb_4bit_compute_dtype=compute_dtype,
         )
-    if method.name == "lora_8bit":
+    if bits == 8:
         return BitsAndBytesConfig(load_in_8bit=True)
     return None
 
@@ -64,18 +64,17 @@ def target_modules(method: MethodConfig) -> str | list[str]:
     return names
 
 
+def uses_peft(name: str) -> bool:
+    """Whether peft builds this method's adapters (the LoRA family, IA3, prefix, prompt and
+    LLaMA-Adapter); full, freeze and bottleneck adapters are ftui's own."""
+    return METHODS[name].lora or name in _PEFT_BUILDERS
+
+
 def peft_config(method: MethodConfig, hf_config: Any) -> Any:
     """The peft config for a method on this architecture; None where peft is not used."""
-    builders = {
-        "lora": _lora_config,
-        "qlora": _lora_config,
-        "lora_8bit": _lora_config,
-        "ia3": _ia3_config,
-        "prefix": _prefix_config,
-        "prompt": _prompt_config,
-        "llama_adapter": _llama_adapter_config,
-    }
-    builder = builders.get(method.name)
+    if METHODS[method.name].lora:  # lora, qlora, lora_8bit: the same adapters
+        return _lora_config(method, hf_config)
+    builder = _PEFT_BUILDERS.get(method.name)
     return builder(method, hf_config) if builder else None
 
 
@@ -150,6 +149,14 @@ TRAINER_OPTIMIZERS = {
 }
 
 
+_PEFT_BUILDERS = {
+    "ia3": _ia3_config,
+    "prefix": _prefix_config,
+    "prompt": _prompt_config,
+    "llama_adapter": _llama_adapter_config,
+}
+
+
 def trainer_optimizer(config: FtuiConfig) -> str:
     """The `optim` value for transformers' TrainingArguments (TRL's SFTConfig)."""
     return TRAINER_OPTIMIZERS[config.train.optimizer]
@@ -180,8 +187,8 @@ def model_load_kwargs(config: FtuiConfig, device: str) -> dict[str, Any]:
 def apply_method(model: Any, config: FtuiConfig) -> Any:
     """Set what trains: unfreeze, freeze, or add adapters. Returns the model to train."""
     name = config.method.name
-    if name == "few_shot":
-        raise ValueError("few_shot trains nothing: it is the prompting baseline")
+    if not METHODS[name].trains:
+        raise ValueError(f"{name} trains nothing: it is the prompting baseline")
     if name == "full":
         for param in model.parameters():
             param.requires_grad_(True)
@@ -193,7 +200,7 @@ def apply_method(model: Any, config: FtuiConfig) -> Any:
 
         add_bottleneck_adapters(model, config.method.bottleneck_size)
         return model
-    if name in PEFT_METHODS:
+    if uses_peft(name):
         return _apply_peft(model, config)
     raise ValueError(f"unknown method {name!r}")
 
@@ -201,7 +208,7 @@ def apply_method(model: Any, config: FtuiConfig) -> Any:
 def _apply_peft(model: Any, config: FtuiConfig) -> Any:
     from peft import get_peft_model, prepare_model_for_kbit_training
 
-    if config.method.name in ("qlora", "lora_8bit"):
+    if METHODS[config.method.name].quantized:
         # Freezes the base and upcasts non-quantized weights to fp32; on an unquantized
         # model (the meta-device count) it only freezes, which changes no counts.
         # Non-reentrant checkpointing: the reentrant default is deprecated in torch.

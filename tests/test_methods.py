@@ -9,6 +9,7 @@ import sys
 
 import pytest
 import torch
+from conftest import TINY_LLAMA
 from transformers import AutoModelForCausalLM, LlamaConfig
 
 from ftui.adapters.bottleneck import (
@@ -33,7 +34,7 @@ from ftui.methods import (
     method_table,
     objective_for_format,
 )
-from ftui.translate import LORA_FAMILY, quantization_config
+from ftui.translate import peft_config, quantization_config, uses_peft
 
 
 def tiny_llama(seed: int = 0) -> torch.nn.Module:
@@ -85,8 +86,17 @@ def test_only_few_shot_trains_nothing_and_only_bitsandbytes_methods_are_quantize
 
 
 def test_the_translator_builds_what_the_catalog_says():
-    """Until ftui.translate reads the catalog, its own lists must agree with it."""
-    assert tuple(n for n, i in METHODS.items() if i.lora) == LORA_FAMILY
+    """ftui.translate reads the catalog: LoRA adapters where it says lora, bitsandbytes
+    where it says quantized (4 or 8 bits); peft for neither full, freeze, bottleneck nor
+    few-shot."""
+    from transformers import LlamaConfig
+
+    architecture = LlamaConfig(**TINY_LLAMA)
+    for name, info in METHODS.items():
+        method = MethodConfig(name=name)
+        built = peft_config(method, architecture) if uses_peft(name) else None
+        assert (type(built).__name__ == "LoraConfig") == info.lora, name
+        assert uses_peft(name) != (info.trains_base or name in ("bottleneck", "few_shot")), name
     for name, info in METHODS.items():
         quantization = quantization_config(MethodConfig(name=name), torch.bfloat16)
         assert (quantization is not None) == info.quantized, name

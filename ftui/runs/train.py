@@ -37,11 +37,11 @@ from ftui.runs.run_inputs import fill_in_hub_commit
 from ftui.runs.rundir import RunDir
 from ftui.runs.runner import disk_full_message, is_disk_full, process_start_time
 from ftui.translate import (
-    PEFT_METHODS,
     apply_method,
     dpo_arguments,
     model_load_kwargs,
     sft_arguments,
+    uses_peft,
 )
 
 ERROR_LINES = 15  # traceback lines kept in status.json
@@ -119,7 +119,7 @@ def train(run: RunDir, resume: bool = False) -> Outcome:
     # PEFT adapters save as adapter_config.json + adapter_model.safetensors: loadable by
     # PeftModel.from_pretrained without ftui. Other methods save the whole model.
     # save_model writes from rank 0 only and unwraps DDP/FSDP.
-    target = run.adapter if config.method.name in PEFT_METHODS else run.model
+    target = run.adapter if uses_peft(config.method.name) else run.model
     trainer.save_model(str(target))
     if _is_main_process():
         trainer.processing_class.save_pretrained(target)
