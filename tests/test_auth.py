@@ -253,6 +253,8 @@ def test_run_actions_check_owner_admin_and_team_mode(queued):
 def test_merge_and_push_need_the_owner_and_stay_in_exports(queued):
     import gradio as gr
 
+    from ftui.server.demo import DemoLimits
+    from ftui.server.settings import ServerSettings
     from ftui.ui.playground_actions import require_owner
 
     jobs, run_id = queued
@@ -260,9 +262,11 @@ def test_merge_and_push_need_the_owner_and_stay_in_exports(queued):
     team = Access("users", users=UserFile(workspace.root / ".private" / "users.json"))
     team.users.add("alice", "alice-password")
     team.users.add("bob", "bob-password")
+    settings = ServerSettings(workspace, access=team, demo=DemoLimits())
+    local = ServerSettings(workspace, demo=DemoLimits())
     alice, bob = SimpleNamespace(username="alice"), SimpleNamespace(username="bob")
-    require_owner(jobs, workspace, team, alice, run_id, "exports/alice/m", "merge")
-    require_owner(jobs, workspace, Access(), None, run_id, "anywhere/", "merge")  # local mode
+    require_owner(jobs, settings, alice, run_id, "exports/alice/m", "merge")
+    require_owner(jobs, local, None, run_id, "anywhere/", "merge")  # local mode
     for request, out, message in [
         (None, "exports/", "Log in first"),
         (bob, "exports/", "belongs to alice"),
@@ -270,7 +274,7 @@ def test_merge_and_push_need_the_owner_and_stay_in_exports(queued):
         (alice, "uploads/x", "inside exports/"),
     ]:
         with pytest.raises(gr.Error, match=message):
-            require_owner(jobs, workspace, team, request, run_id, out, "push")
+            require_owner(jobs, settings, request, run_id, out, "push")
 
 
 HF_SCRIPT = """

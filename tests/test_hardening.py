@@ -242,19 +242,22 @@ def test_exports_go_under_the_callers_own_folder_in_team_mode(alices_run):
     import gradio as gr
 
     from ftui.server.auth import Access, UserFile
+    from ftui.server.demo import DemoLimits
+    from ftui.server.settings import ServerSettings
     from ftui.ui.playground_actions import default_export_folder, require_owner
 
     jobs, workspace, run_id = alices_run
     team = Access("users", users=UserFile(workspace.root / "users.json"))
     for name, role in (("alice", "user"), ("bob", "user"), ("root", "admin")):
         team.users.add(name, f"{name}-password", role)
+    settings = ServerSettings(workspace, access=team, demo=DemoLimits())
     alice, bob, root = (SimpleNamespace(username=n) for n in ("alice", "bob", "root"))
     exports = workspace.root / "exports"
-    assert default_export_folder(team, alice) == "exports/alice/"
-    assert require_owner(jobs, workspace, team, alice, run_id, "exports/alice/", "merge") == (
+    assert default_export_folder(settings, alice) == "exports/alice/"
+    assert require_owner(jobs, settings, alice, run_id, "exports/alice/", "merge") == (
         exports / "alice" / run_id
     )
-    assert require_owner(jobs, workspace, team, root, run_id, "exports/x", "push") == exports / "x"
+    assert require_owner(jobs, settings, root, run_id, "exports/x", "push") == exports / "x"
     for request, out, message in [
         (alice, "exports/bob/m", "exports go inside exports/alice/"),
         (alice, "exports/alice/../bob/m", "exports go inside exports/alice/"),
@@ -266,24 +269,27 @@ def test_exports_go_under_the_callers_own_folder_in_team_mode(alices_run):
         (alice, "../../m", "outside the workspace"),
     ]:
         with pytest.raises(gr.Error, match=message):
-            require_owner(jobs, workspace, team, request, run_id, out, "merge")
+            require_owner(jobs, settings, request, run_id, out, "merge")
 
 
-def test_demo_mode_never_merges_or_pushes(alices_run, monkeypatch):
+def test_demo_mode_never_merges_or_pushes(alices_run):
     import gradio as gr
 
     from ftui.server.auth import Access
+    from ftui.server.demo import DemoLimits
+    from ftui.server.settings import ServerSettings
     from ftui.ui.playground_actions import require_owner
 
     jobs, workspace, run_id = alices_run
     visitor = SimpleNamespace(username="visitor-abc")
-    for access in (Access("demo"), Access("local")):
-        monkeypatch.setenv("FTUI_DEMO", "1" if access.mode == "local" else "0")
+    demo_logins = ServerSettings(workspace, access=Access("demo"), demo=DemoLimits())
+    demo_limits = ServerSettings(workspace, access=Access("hf"), demo=DemoLimits(enabled=True))
+    for settings in (demo_logins, demo_limits):
         for action in ("merge", "push"):
             with pytest.raises(gr.Error, match="merging and pushing to the Hub are switched off"):
-                require_owner(jobs, workspace, access, visitor, run_id, "exports/m", action)
-    monkeypatch.delenv("FTUI_DEMO")
-    local = require_owner(jobs, workspace, Access(), None, run_id, "models/m", "merge")
+                require_owner(jobs, settings, visitor, run_id, "exports/m", action)
+    local_settings = ServerSettings(workspace, demo=DemoLimits())
+    local = require_owner(jobs, local_settings, None, run_id, "models/m", "merge")
     assert local == workspace.root / "models" / "m"  # local mode: anywhere in the workspace
 
 

@@ -129,6 +129,7 @@ def test_loaders_enforce_the_process_roots(confined, tiny_model_dir):
 
 
 def test_start_run_refuses_a_model_outside_and_queues_nothing(confined):
+    from ftui.server.demo import DemoLimits
     from ftui.ui.run_config import CURRENT_SELECTION, start_run, start_values
 
     jobs = Jobs(confined)
@@ -137,8 +138,9 @@ def test_start_run_refuses_a_model_outside_and_queues_nothing(confined):
     for name in ("/etc", "../../"):
         settings = {"model.name_or_path": name}
         message, run_id = start_run(
-            jobs, CURRENT_SELECTION, values, dataset, settings, REPO_ROOT / "presets", "local"
-        )
+            jobs, CURRENT_SELECTION, values, dataset, settings, REPO_ROOT / "presets", "local",
+            demo=DemoLimits(),
+        )  # fmt: skip
         assert run_id is None and "Cannot start" in message and "outside the folders" in message
     assert jobs.list() == []
 
