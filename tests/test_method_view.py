@@ -10,22 +10,22 @@ import pytest
 from transformers import Qwen2Config
 
 from ftui.config import ConfigError, MethodConfig, field_choices
-from ftui.estimate.catalog_view import (
+from ftui.estimate.gpus import CATALOG
+from ftui.methods import METHODS, TRAINING_METHODS
+from ftui.recommend import recommend
+from ftui.ui.catalog_view import (
     compare_for_ui,
     method_markdown,
     recommend_for_ui,
     tradeoff_frame,
 )
-from ftui.estimate.gpus import CATALOG
-from ftui.estimate.view import (
+from ftui.ui.method_view import (
     COMPONENTS,
     FITS_COLUMNS,
     config_from_settings,
     epoch_tokens,
     estimate_for_ui,
 )
-from ftui.methods import METHODS, TRAINING_METHODS
-from ftui.recommend import recommend
 
 # Batch 1 x 256 tokens: weights and optimizer states dominate. (At the default 8 x 1024 the
 # activations of a 135M model dominate and LoRA's dropout copies make it the larger one.)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from ftui.estimate.view import config_from_settings
 from ftui.recommend import PERFORMANCES, SPECIFICITIES, Recommendation, recommend
+from ftui.ui.method_view import config_from_settings
 
 M = 1_000_000
 B = 1_000_000_000

@@ -85,7 +85,7 @@ def config_from_args(args: argparse.Namespace) -> FtuiConfig:
 
 
 def run_estimate(args: argparse.Namespace) -> int:
-    from ftui.estimate.cli_view import estimate_config, render_estimate
+    from ftui.cli.estimate_view import estimate_config, render_estimate
     from ftui.models import ModelLoadError
 
     try:

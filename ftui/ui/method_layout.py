@@ -14,10 +14,10 @@ from dataclasses import dataclass
 import gradio as gr
 
 from ftui.config import ModelConfig, field_choices, field_spec
-from ftui.estimate.catalog_view import method_markdown, tradeoff_frame
-from ftui.estimate.view import COMPONENTS, CPU_ONLY, GPU_NAMES, catalog_price
 from ftui.methods import METHODS
 from ftui.recommend import PERFORMANCE_HELP, PERFORMANCES, SPECIFICITIES, SPECIFICITY_HELP
+from ftui.ui.catalog_view import method_markdown, tradeoff_frame
+from ftui.ui.method_view import COMPONENTS, CPU_ONLY, GPU_NAMES, catalog_price
 from ftui.ui.run_config import selection_summary
 from ftui.ui.widgets import config_widget, element_id, tab_widgets
 

@@ -1,6 +1,6 @@
 """The Method tab's wiring: what each change re-estimates, shows or carries over.
 
-The numbers come from `ftui.estimate.view` and `ftui.estimate.catalog_view` (meta-device
+The numbers come from `ftui.ui.method_view` and `ftui.ui.catalog_view` (meta-device
 parameter counts, memory by component, time, cost, fits per GPU, all methods side by side)
 and the recommendation from `ftui.recommend`; no weights are loaded. The estimator reads the
 tab's settings as a dict keyed by dotted config key, the same keys the recommender sets.
@@ -14,10 +14,10 @@ from typing import Any
 import gradio as gr
 from gradio.events import Dependency
 
-from ftui.estimate.catalog_view import compare_for_ui, method_markdown, recommend_for_ui
-from ftui.estimate.view import CPU_ONLY, catalog_price, estimate_for_ui
 from ftui.methods import objective_for_format
+from ftui.ui.catalog_view import compare_for_ui, method_markdown, recommend_for_ui
 from ftui.ui.method_layout import CostInputs, MethodChoice, MethodLayout, uses_setting
+from ftui.ui.method_view import CPU_ONLY, catalog_price, estimate_for_ui
 from ftui.ui.run_config import selection_summary
 
 Settings = dict[str, gr.components.Component]  # dotted config key -> its widget

@@ -1,7 +1,7 @@
 """The Method tab's catalog side as plain values: all methods compared on one model, the
 catalog's explanations and trade-offs, and the recommender's proposal.
 
-Like `ftui.estimate.view`, nothing here raises for a user's input; problems come back as a
+Like `ftui.ui.method_view`, nothing here raises for a user's input; problems come back as a
 message for the tab to show.
 """
 
@@ -12,7 +12,9 @@ from typing import Any
 import pandas as pd
 
 from ftui.estimate.gpus import GPU, find_gpu
-from ftui.estimate.view import (
+from ftui.methods import METHODS, method_table
+from ftui.recommend import Recommendation, recommend
+from ftui.ui.method_view import (
     GB,
     EpochData,
     architecture,
@@ -23,8 +25,6 @@ from ftui.estimate.view import (
     format_money,
     gpu_memory_gb,
 )
-from ftui.methods import METHODS, method_table
-from ftui.recommend import Recommendation, recommend
 from ftui.units import format_duration
 
 # ---------------------------------------------------------------- all methods
