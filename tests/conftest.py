@@ -14,6 +14,7 @@ import time
 import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -231,3 +232,25 @@ def pytest_sessionfinish(session, exitstatus):
             continue  # it ended by itself meanwhile
     print("\nLeft-over run processes (killed now):\n  " + "\n  ".join(described), file=sys.stderr)
     session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def train_form(start_from: str, name: str = "", **train: Any) -> list[Any]:
+    """The Train tab's /start_run inputs in order: start point, run name, then one value per
+    tab="train" field (`train` by field name, e.g. max_steps=2; the field's default otherwise).
+    The Method tab's settings follow: pass them by name (`param_N`, see start_run_param)."""
+    from ftui.config import field_spec
+    from ftui.ui.run_config import TRAIN_KEYS
+
+    values = [train.get(key.split(".", 1)[1], field_spec(key).default) for key in TRAIN_KEYS]
+    return [start_from, name, *values]
+
+
+def start_run_param(key: str) -> str:
+    """The gradio_client name of a Method tab setting among /start_run's inputs, e.g.
+    start_run_param("model.name_or_path") -> "param_14": start point, run name, the train
+    fields, the Data tab's dataset (a gr.State: numbered, though not a parameter), then the
+    Method tab's settings, which start with the model box."""
+    from ftui.ui.run_config import TRAIN_KEYS
+
+    method_keys = ["model.name_or_path"]
+    return f"param_{3 + len(TRAIN_KEYS) + method_keys.index(key)}"

@@ -16,7 +16,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT, SAMPLES, ftui_server
+from conftest import REPO_ROOT, SAMPLES, ftui_server, start_run_param, train_form
 
 from ftui.models import (
     MODEL_DIRS_VARIABLE,
@@ -193,8 +193,8 @@ def estimate(client, model: str) -> str:
 
 def start(client, model: str) -> str:
     """Start a 2-step run of the current selection (the last analysed dataset)."""
+    form = train_form("Current selection", "confined", max_steps=2, eval_every=100, save_every=100)
     message, _ = client.predict(
-        "Current selection", "confined", 1.0, 2, 1e-3, 100, 100, 0, 1, param_10=model,
-        api_name="/start_run",
-    )  # fmt: skip
+        *form, **{start_run_param("model.name_or_path"): model}, api_name="/start_run"
+    )
     return message

@@ -28,8 +28,12 @@ GOOD_VALUES = {  # what the Train tab's form hands over: the run name and dotted
     "train.epochs": 1.0,
     "train.max_steps": 8,
     "train.learning_rate": 1e-3,
+    "train.gradient_accumulation": 1,
+    "train.warmup_ratio": 0.0,
     "train.eval_every": 4,
     "train.save_every": 4,
+    "train.save_total_limit": 2,
+    "train.seed": 7,
     "train.early_stopping_patience": 0,
     "train.num_processes": 1,
 }
@@ -221,7 +225,9 @@ def test_the_train_form_has_one_widget_per_train_field(train_tab):
 def test_every_train_setting_of_the_form_reaches_the_preview_yaml(train_tab):
     blocks, tab, _ = train_tab
     typed = {"train.epochs": 2.5, "train.max_steps": 12, "train.learning_rate": 0.003,
-             "train.eval_every": 6, "train.save_every": 6, "train.early_stopping_patience": 2,
+             "train.gradient_accumulation": 3, "train.warmup_ratio": 0.1,
+             "train.eval_every": 6, "train.save_every": 6, "train.save_total_limit": 4,
+             "train.seed": 1234, "train.early_stopping_patience": 2,
              "train.num_processes": 1}  # fmt: skip
     assert set(typed) == set(TRAIN_KEYS), "a new tab='train' field needs a value here"
     widgets = {tab.form.settings[key]._id: value for key, value in typed.items()}

@@ -21,7 +21,14 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT, free_port, tiny_triage_config, wait_for_http, wait_until
+from conftest import (
+    REPO_ROOT,
+    free_port,
+    tiny_triage_config,
+    train_form,
+    wait_for_http,
+    wait_until,
+)
 from itsdangerous import URLSafeSerializer
 
 from ftui.config import write_config
@@ -207,9 +214,8 @@ def test_wrong_password_gets_no_session(team):
 
 def test_only_the_owner_or_an_admin_can_cancel_or_delete_a_run(team):
     alice, bob, root = (team.login(name) for name in ("alice", "bob", "root"))
-    message, _ = team.client(alice).predict(
-        PRESET, "", 1.0, 10_000, 1e-3, 10_000, 10_000, 0, 1, api_name="/start_run"
-    )
+    form = train_form(PRESET, max_steps=10_000, eval_every=10_000, save_every=10_000)
+    message, _ = team.client(alice).predict(*form, api_name="/start_run")
     run_id = re.search(r"as `([^`]+)`", message).group(1)
     jobs = Jobs(Workspace(team.workspace))
     assert jobs.get(run_id)["owner"] == "alice"

@@ -17,7 +17,14 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT, free_port, tiny_triage_config, wait_for_http, wait_until
+from conftest import (
+    REPO_ROOT,
+    free_port,
+    tiny_triage_config,
+    train_form,
+    wait_for_http,
+    wait_until,
+)
 
 from ftui.config import write_config
 from ftui.runs.rundir import RunDir
@@ -50,9 +57,11 @@ class Server:
 
     def start(self, max_steps: int = STEPS) -> tuple[str, str]:
         """Start the preset run; return (the status message, the run id)."""
-        message, _ = self.client.predict(
-            PRESET, "", 1.0, max_steps, 1e-3, 40, 40, 0, 1, api_name="/start_run"
-        )
+        form = train_form(
+            PRESET, epochs=1.0, max_steps=max_steps, learning_rate=1e-3, eval_every=40,
+            save_every=40, early_stopping_patience=0, num_processes=1,
+        )  # fmt: skip
+        message, _ = self.client.predict(*form, api_name="/start_run")
         found = re.search(r"as `([^`]+)`", message)
         assert found, message
         return message, found.group(1)

@@ -242,7 +242,7 @@ class TrainConfig(Section):
     )  # fmt: skip
     gradient_accumulation: int = setting(
         1, "Steps whose gradients are summed per update.", label="Gradient accumulation",
-        min=1, max=1024,
+        min=1, max=1024, tab="train",
     )  # fmt: skip
     gradient_checkpointing: bool = setting(
         False,
@@ -259,7 +259,7 @@ class TrainConfig(Section):
     )
     warmup_ratio: float = setting(
         0.05, "Share of steps spent warming the learning rate up.", label="Warmup share",
-        min=0, max=1, max_open=True,
+        min=0, max=1, max_open=True, tab="train",
     )  # fmt: skip
     eval_every: int = setting(
         20, "Evaluate on the validation split every N steps.", label="Eval every (steps)",
@@ -274,11 +274,11 @@ class TrainConfig(Section):
         "How many checkpoints to keep: older ones are deleted as new ones are saved (the "
         "best one is kept too when early stopping is on).",
         label="Checkpoints kept",
-        min=1, max=1000,
+        min=1, max=1000, tab="train",
     )  # fmt: skip
     seed: int = setting(
         42, "Seed for initialisation and data order.", label="Training seed",
-        min=0, max=MAX_SEED,
+        min=0, max=MAX_SEED, tab="train",
     )  # fmt: skip
     early_stopping_patience: int = setting(
         0,
@@ -315,11 +315,12 @@ class EvalConfig(Section):
         label="Few-shot examples", min=0, max=32,
     )  # fmt: skip
     max_new_tokens: int = setting(
-        128, "Longest generated answer.", label="Max new tokens", min=1, max=4096
-    )
+        128, "Longest generated answer.", label="Max new tokens",
+        min=1, max=4096, slider=(8, 512, 8),
+    )  # fmt: skip
     limit: int = setting(
         50, "Validation rows scored in a batch evaluation.", label="Rows scored",
-        min=1, max=100_000,
+        min=1, max=100_000, slider=(1, 500, 1),
     )  # fmt: skip
 
 
