@@ -170,7 +170,7 @@ def evaluate_run_command(args: argparse.Namespace) -> int:
     from ftui.evaluate.batch import evaluate_run
     from ftui.evaluate.forgetting import forgetting_check_run
     from ftui.evaluate.report import report_html
-    from ftui.evaluate.view import render_summary
+    from ftui.cli.eval_view import render_summary
     from ftui.runs.jobs import JobError, Jobs
     from ftui.workspace import Workspace
 

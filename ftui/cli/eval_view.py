@@ -1,4 +1,4 @@
-"""An evaluation report as text: one row per variant, one column per metric."""
+"""`ftui eval`'s report as text: one row per variant, one column per metric."""
 
 from __future__ import annotations
 
