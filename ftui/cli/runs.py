@@ -167,10 +167,10 @@ def cancel_or_delete(args: argparse.Namespace) -> int:
 
 
 def evaluate_run_command(args: argparse.Namespace) -> int:
+    from ftui.cli.eval_view import render_summary
     from ftui.evaluate.batch import evaluate_run
     from ftui.evaluate.forgetting import forgetting_check_run
     from ftui.evaluate.report import report_html
-    from ftui.cli.eval_view import render_summary
     from ftui.runs.jobs import JobError, Jobs
     from ftui.workspace import Workspace
 
