@@ -32,6 +32,7 @@ from ftui.config import (
     write_config,
 )
 from ftui.markup import markdown_literal
+from ftui.methods import METHODS
 from ftui.models import ModelLoadError, confine_model_source
 from ftui.runs.jobs import JobError, Jobs
 from ftui.server.demo import DemoLimits, check_run
@@ -87,10 +88,10 @@ def config_for_start(
     else:
         base, cwd = load_preset(presets_dir, start_from), presets_dir.parent
     config = with_train_values(base, values)
-    if config.method.name == "few_shot":
+    if not METHODS[config.method.name].trains:
         raise ConfigError(
-            "few_shot trains nothing: it is the no-training baseline. Compare it in the "
-            "Playground, or choose a training method in the Method tab."
+            f"{config.method.name} trains nothing: it is the no-training baseline. Compare it "
+            "in the Playground, or choose a training method in the Method tab."
         )
     return config, cwd
 
