@@ -85,7 +85,7 @@ def start_form(starts: list[str], first: str, values: dict[str, Any]) -> StartFo
     with gr.Row(equal_height=True):
         settings = tab_widgets("train", values, min_width=140)
     with gr.Row():
-        preview = gr.Button("Preview command", elem_id="train-preview", scale=0)
+        preview = gr.Button("Preview command", elem_id="train-preview", scale=0, min_width=190)
         start = gr.Button("Start run", variant="primary", elem_id="train-start", scale=0)
     status = gr.Markdown("", elem_id="train-status")
     with gr.Accordion("The same run from the command line", open=False) as accordion:
