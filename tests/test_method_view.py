@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from transformers import Qwen2Config
 
-from ftui.config import ConfigError, MethodConfig, field_choices
+from ftui.config import ConfigError, MethodConfig, config_from_dotted, field_choices
 from ftui.estimate.gpus import CATALOG
 from ftui.methods import METHODS, TRAINING_METHODS
 from ftui.recommend import recommend
@@ -22,7 +22,6 @@ from ftui.ui.catalog_view import (
 from ftui.ui.method_view import (
     COMPONENTS,
     FITS_COLUMNS,
-    config_from_settings,
     epoch_tokens,
     estimate_for_ui,
 )
@@ -189,12 +188,12 @@ def test_compare_of_an_unknown_model_is_a_message():
 
 
 def test_settings_from_widgets_become_a_strict_config():
-    config = config_from_settings({"method.lora_r": 32.0, "data.max_length": 512.0})
+    config = config_from_dotted({"method.lora_r": 32.0, "data.max_length": 512.0})
     assert config.method.lora_r == 32 and isinstance(config.method.lora_r, int)
     with pytest.raises(ConfigError, match="lora_rank"):
-        config_from_settings({"method.lora_rank": 8})
-    with pytest.raises(ConfigError, match="not a config key"):
-        config_from_settings({"lora_r": 8})
+        config_from_dotted({"method.lora_rank": 8})
+    with pytest.raises(ConfigError, match="lora_r: unknown setting"):
+        config_from_dotted({"lora_r": 8})
 
 
 def test_epoch_tokens():
@@ -246,4 +245,4 @@ def test_the_tab_has_a_widget_for_every_key_the_recommender_sets():
                     keys |= set(rec.settings)
     assert keys <= set(tab.settings), keys - set(tab.settings)
     defaults = {key: widget.value for key, widget in tab.settings.items()}
-    assert config_from_settings(defaults).method.name == MethodConfig.name
+    assert config_from_dotted(defaults).method.name == MethodConfig.name

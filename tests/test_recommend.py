@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from ftui.config import config_from_dotted
 from ftui.recommend import PERFORMANCES, SPECIFICITIES, Recommendation, recommend
-from ftui.ui.method_view import config_from_settings
 
 M = 1_000_000
 B = 1_000_000_000
@@ -114,7 +114,7 @@ def test_recommendation_table(case):
 def test_settings_are_valid_config_keys_and_deterministic(case):
     factors, _ = CASES[case]
     rec = run(factors)
-    config = config_from_settings(rec.settings)  # strict: unknown keys or types fail
+    config = config_from_dotted(rec.settings)  # strict: unknown keys or types fail
     assert config.method.name == rec.method
     assert run(factors) == rec
 

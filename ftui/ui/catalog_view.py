@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 
+from ftui.config import config_from_dotted
 from ftui.estimate.gpus import GPU, find_gpu
 from ftui.methods import METHODS, method_table
 from ftui.recommend import Recommendation, recommend
@@ -19,7 +20,6 @@ from ftui.ui.method_view import (
     EpochData,
     architecture,
     base_params,
-    config_from_settings,
     epoch_tokens,
     explain_error,
     format_money,
@@ -45,7 +45,7 @@ def compare_for_ui(
     of failing the whole table.
     """
     try:
-        config = config_from_settings(settings)
+        config = config_from_dotted(settings)
         hf_config = architecture(config.model.name_or_path, config.model.trust_remote_code)
         gpu = find_gpu(gpu_name)
     except Exception as exc:  # shown to the user instead
@@ -74,7 +74,7 @@ def _compare_row(
     row: dict[str, Any] = {"method": settings["method.name"]}
     try:
         estimate = estimate_run(
-            config_from_settings(settings),
+            config_from_dotted(settings),
             hf_config,
             device=device,
             gpu=gpu if device == "cuda" else None,

@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import functools
 import re
-import typing
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from ftui.config import ConfigError, FtuiConfig, config_from_dict
+from ftui.config import ConfigError, FtuiConfig, config_from_dotted
 from ftui.estimate.gpus import CATALOG, GPU, find_gpu
 from ftui.estimate.plan import machine_ram_bytes
 from ftui.heavy_imports import import_heavy_libraries
@@ -73,21 +72,6 @@ def architecture(name_or_path: str, trust_remote_code: bool = False) -> Any:
     return load_architecture(name_or_path or "default", trust_remote_code)
 
 
-def config_from_settings(settings: dict[str, Any]) -> FtuiConfig:
-    """Dotted keys -> a validated FtuiConfig; whole floats from sliders become ints."""
-    sections = typing.get_type_hints(FtuiConfig)
-    nested: dict[str, dict[str, Any]] = {}
-    for key, value in settings.items():
-        section, _, name = key.partition(".")
-        if section not in sections or not name:
-            raise ConfigError(f"{key}: not a config key like method.lora_r")
-        hint = typing.get_type_hints(sections[section]).get(name)
-        if hint is int and isinstance(value, float) and value.is_integer():
-            value = int(value)
-        nested.setdefault(section, {})[name] = value
-    return config_from_dict(nested)
-
-
 def epoch_tokens(rows: int, max_length: int, mean_tokens: float | None = None) -> int:
     """Tokens in one epoch: rows x mean tokens per row (half the max length when unknown)."""
     mean = mean_tokens if mean_tokens else max_length / 2
@@ -118,7 +102,7 @@ def estimate_for_ui(
     the GPU (bf16) setup, also when the estimate itself is for CPU.
     """
     try:
-        config = config_from_settings(settings)
+        config = config_from_dotted(settings)
         if not METHODS[config.method.name].trains:
             return _failure(NOTHING_TO_TRAIN)
         hf_config = architecture(config.model.name_or_path, config.model.trust_remote_code)
