@@ -131,6 +131,51 @@ def test_estimate_inputs_accept_zero():
     assert (args.price, args.dataset_tokens) == (0.0, 0)
 
 
+# ---------------------------------------------------------- the config's own dataset and device
+
+
+def _estimate_json(capsys, *argv: str) -> dict:
+    assert main(["estimate", *argv, "--json"]) == EXIT_OK, capsys.readouterr().err
+    return json.loads(capsys.readouterr().out)
+
+
+def test_estimate_counts_the_configs_own_dataset(capsys, monkeypatch):
+    """Steps and time per epoch come from the dataset the config trains on: the preset's
+    300 training rows through the bundled tokenizer, each capped at the max length."""
+    from ftui.estimate.steps import optimizer_steps
+
+    monkeypatch.chdir(REPO_ROOT)  # the preset's data path is relative to the repository
+    preset = load_config(REPO_ROOT / "presets" / "triage-lora.yaml")
+    result = _estimate_json(capsys, "presets/triage-lora.yaml")
+    dataset = result["dataset"]
+    assert dataset["rows"] == 300 and dataset["source"] == preset.data.path
+    assert 20 < dataset["mean_tokens"] <= preset.data.max_length
+    assert dataset["tokens"] == pytest.approx(300 * dataset["mean_tokens"], rel=1e-3)
+    train = preset.train
+    expected = optimizer_steps(300, train.batch_size, 1, train.gradient_accumulation, 1)
+    assert result["steps_per_epoch"] == expected > 0 and result["seconds_per_epoch"] > 0
+    given = _estimate_json(capsys, "presets/triage-lora.yaml", "--dataset-tokens", "0")
+    assert given["dataset"] is None and given["steps_per_epoch"] == 0
+
+
+def test_estimate_refuses_a_dataset_it_cannot_read_naming_data_path(capsys, tmp_path):
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"instruction": "hi"\n', encoding="utf-8")
+    error = _refusal(capsys, "estimate", "--set", f"data.path={broken}")
+    assert f"data.path {broken}:" in error and "ftui data check" in error
+
+
+def test_estimate_runs_where_the_config_would_train(capsys, monkeypatch):
+    """auto means this machine's device (no GPU here: cpu); --gpu, the config or --device
+    say otherwise."""
+    assert _estimate_json(capsys)["device"] == "cpu"
+    assert _estimate_json(capsys, "--gpu", "L4")["device"] == "cuda"  # a GPU was named
+    monkeypatch.setattr("ftui.cli.estimate.count_cuda_devices", lambda: 2)
+    assert _estimate_json(capsys)["device"] == "cuda"
+    assert _estimate_json(capsys, "--set", "model.device=cpu")["device"] == "cpu"
+    assert _estimate_json(capsys, "--device", "cpu")["device"] == "cpu"
+
+
 # ---------------------------------------------------------------- --set on train
 
 

@@ -14,7 +14,8 @@ import math
 
 from ftui.cli.exits import EXIT_OK, refuse
 from ftui.cli.settings import add_set_option, add_setting_flag, config_with_settings
-from ftui.config import FtuiConfig, load_config
+from ftui.config import FtuiConfig, count_cuda_devices, load_config
+from ftui.estimate.dataset import DatasetSize, measure_dataset
 
 SETTING_FLAGS = [  # (flag, dotted key, metavar)
     ("--model", "model.name_or_path", "ID_OR_PATH"),
@@ -42,8 +43,10 @@ def add_estimate_parser(commands) -> None:
     add_setting_flag(estimate, "--quant", "method.name", mapping=QUANT_METHODS)
     add_set_option(estimate)
     estimate.add_argument(
-        "--device", choices=["cpu", "cuda"], default="cuda", help="where it would train"
-    )
+        "--device", choices=["cpu", "cuda"],
+        help="where it would train (default: cuda with --gpu, else the config's model.device; "
+        "auto = this machine's CUDA GPU if it has one, else its CPU)",
+    )  # fmt: skip
     estimate.add_argument(
         "--gpu", metavar="NAME", help="GPU for time and cost, e.g. 'A100 80GB' (default H100)"
     )
@@ -54,8 +57,9 @@ def add_estimate_parser(commands) -> None:
         help="price per GPU-hour in USD (default: the GPU's)",
     )
     estimate.add_argument(
-        "--dataset-tokens", type=non_negative(int), default=0, metavar="N",
-        help="tokens in one epoch, for the time and cost of an epoch",
+        "--dataset-tokens", type=non_negative(int), metavar="N",
+        help="tokens in one epoch, for the time and cost of an epoch (default: counted from "
+        "the config's data.path with the model's tokenizer; 0 = leave the epoch out)",
     )  # fmt: skip
     estimate.add_argument("--json", action="store_true", help="machine-readable output")
     estimate.set_defaults(handler=run_estimate)
@@ -90,17 +94,35 @@ def run_estimate(args: argparse.Namespace) -> int:
 
     try:
         config = config_from_args(args)
+        dataset = dataset_of(config, args.dataset_tokens)
         estimate = estimate_config(
             config,
-            device=args.device,
+            device=args.device or ("cuda" if args.gpu else device_of(config)),
             gpu_name=args.gpu,
-            dataset_tokens=args.dataset_tokens,
+            dataset_tokens=dataset.tokens if dataset else args.dataset_tokens or 0,
+            dataset_rows=dataset.rows if dataset else 0,
             price=args.price,
         )
     except (ValueError, OSError, ModelLoadError) as exc:  # ConfigError is a ValueError
         return refuse(exc)
     if args.json:
-        print(json.dumps(estimate.to_dict(), indent=2))
+        print(
+            json.dumps({**estimate.to_dict(), "dataset": dataset and dataset.to_dict()}, indent=2)
+        )
     else:
-        print(render_estimate(estimate))
+        print("\n".join([*([dataset.describe()] if dataset else []), render_estimate(estimate)]))
     return EXIT_OK
+
+
+def device_of(config: FtuiConfig) -> str:
+    """The config's device; auto is this machine's: cuda when it has a CUDA GPU, else cpu."""
+    if config.model.device != "auto":
+        return config.model.device
+    return "cuda" if count_cuda_devices() else "cpu"
+
+
+def dataset_of(config: FtuiConfig, dataset_tokens: int | None) -> DatasetSize | None:
+    """The config's own dataset, measured, unless --dataset-tokens says the epoch's size."""
+    if dataset_tokens is not None or not config.data.path:
+        return None
+    return measure_dataset(config)

@@ -19,6 +19,7 @@ def estimate_config(
     gpu_name: str | None,
     dataset_tokens: int,
     price: float | None,
+    dataset_rows: int = 0,
 ) -> Estimate:
     """The estimate of a checked config, reading only the model's config.json."""
     from ftui.params import load_architecture
@@ -30,6 +31,7 @@ def estimate_config(
         device=device,
         gpu=find_gpu(gpu_name) if gpu_name else None,
         dataset_tokens=dataset_tokens,
+        dataset_rows=dataset_rows,
         price_per_hour=price,
     )
 
