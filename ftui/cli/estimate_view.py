@@ -59,4 +59,5 @@ def render_estimate(estimate: Estimate) -> str:
     )
     for fix in estimate.suggestions:
         lines.append(f"to fit: {fix}")
+    lines.append("assumes: " + "; ".join(estimate.assumptions))
     return "\n".join(lines)

@@ -17,6 +17,7 @@ from typing import Any
 
 from ftui.config import ConfigError, FtuiConfig
 from ftui.estimate.arch import LINEAR_NAMES, Architecture
+from ftui.estimate.assumptions import assumptions
 from ftui.estimate.gpus import CATALOG, GPU, local_gpu
 from ftui.estimate.memory import MemoryEstimate, TrainingSetup, estimate_memory
 from ftui.estimate.speed import TimeEstimate, estimate_time
@@ -34,6 +35,7 @@ class Estimate:
     time: TimeEstimate
     fits: dict[str, bool] = field(default_factory=dict)
     suggestions: list[str] = field(default_factory=list)
+    assumptions: list[str] = field(default_factory=list)  # what the model of the run assumes
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -52,6 +54,7 @@ class Estimate:
             "price_per_hour": self.time.price_per_hour,
             "fits": dict(self.fits),
             "suggestions": list(self.suggestions),
+            "assumptions": list(self.assumptions),
         }
 
 
@@ -149,6 +152,7 @@ def estimate_run(
         trainable_params=counts.trainable,
         memory=memory,
         time=time,
+        assumptions=assumptions(setup),
     )
     if device == "cpu":  # a CPU run is judged against this machine's RAM, not GPUs
         ram = machine_ram_bytes()

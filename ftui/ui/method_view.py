@@ -235,7 +235,8 @@ def memory_markdown(estimate: Estimate, place: str) -> str:
     return (
         f"**Peak memory on {place}: {memory.peak_bytes / GB:.2f} GB**; {need}. The peak holds "
         "the whole-run parts plus the larger of the backward pass and the optimizer step, so "
-        "the bars do not simply add up."
+        "the bars do not simply add up.\n\n"
+        f"**The estimate assumes:** {'; '.join(estimate.assumptions)}."
     )
 
 
