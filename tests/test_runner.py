@@ -12,7 +12,13 @@ import pytest
 
 from ftui.config import FtuiConfig, TrainConfig
 from ftui.runs.rundir import RunDir
-from ftui.runs.runner import _death_message, is_alive, trainer_command
+from ftui.runs.runner import (
+    _death_message,
+    is_alive,
+    supervise,
+    trainer_command,
+    trainer_devices,
+)
 
 
 def test_trainer_command_for_one_process_torchrun_on_cpu_and_accelerate_on_gpus(tmp_path):
@@ -80,3 +86,41 @@ def test_out_of_memory_message_gives_the_estimators_fixes(tmp_path, monkeypatch)
     message = train._out_of_memory_message(run)
     assert message.startswith("Out of GPU memory")
     assert "- " in message and "needs" in message and "GB" in message
+
+
+@pytest.mark.parametrize(
+    ("visible", "gpus", "processes", "pinned"),
+    [
+        ("3,5,7", 0, 1, "3"),  # one process: one GPU, not DataParallel over three
+        ("3,5,7", 0, 2, "3,5"),
+        (None, 4, 1, "0"),  # nothing set: the machine's first GPU by index
+        (None, 4, 3, "0,1,2"),
+        ("GPU-aa, GPU-bb", 0, 1, "GPU-aa"),  # UUIDs are kept as written
+    ],
+)
+def test_a_gpu_run_is_pinned_to_as_many_gpus_as_it_has_processes(
+    monkeypatch, visible, gpus, processes, pinned
+):
+    monkeypatch.setattr("ftui.runs.runner.count_cuda_devices", lambda: gpus)
+    config = FtuiConfig(train=TrainConfig(num_processes=processes))
+    env = {} if visible is None else {"CUDA_VISIBLE_DEVICES": visible}
+    assert trainer_devices(config, "cuda", env)["CUDA_VISIBLE_DEVICES"] == pinned
+
+
+def test_a_cpu_run_or_a_machine_without_gpus_keeps_its_environment(monkeypatch):
+    monkeypatch.setattr("ftui.runs.runner.count_cuda_devices", lambda: 0)
+    env = {"PATH": "/bin", "CUDA_VISIBLE_DEVICES": "1,2"}
+    assert trainer_devices(FtuiConfig(), "cpu", env) == env
+    assert "CUDA_VISIBLE_DEVICES" not in trainer_devices(FtuiConfig(), "cuda", {"PATH": "/x"})
+
+
+@pytest.mark.slow
+def test_the_supervised_trainer_runs_in_the_pinned_environment(tmp_path):
+    from ftui.runs.rundir import create_run_dir
+    from ftui.workspace import Workspace
+
+    run = create_run_dir(FtuiConfig(name="pinned"), Workspace.open(tmp_path / "workspace"))
+    show = "import os; print('visible=' + os.environ['CUDA_VISIBLE_DEVICES'])"
+    env = trainer_devices(FtuiConfig(), "cuda", {**os.environ, "CUDA_VISIBLE_DEVICES": "4,6"})
+    supervise(run, [sys.executable, "-c", show], env)
+    assert "visible=4\n" in run.log_path.read_text(encoding="utf-8")

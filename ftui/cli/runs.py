@@ -222,12 +222,14 @@ def supervise_run(args: argparse.Namespace) -> int:
     """The detached supervisor of one run (started by ftui.runs.runner.launch)."""
     from ftui.runs.jobs import Jobs, device_key
     from ftui.runs.rundir import RunDir
-    from ftui.runs.runner import supervise, trainer_command
+    from ftui.runs.runner import supervise, trainer_command, trainer_devices
     from ftui.workspace import Workspace
 
     run = RunDir(Path(args.run_dir).resolve())
     config = run.read_config()
     resume = bool(run.read_status().get("resume"))
-    code = supervise(run, trainer_command(run, config, device_key(config), resume))
+    device = device_key(config)
+    command = trainer_command(run, config, device, resume)
+    code = supervise(run, command, trainer_devices(config, device))
     Jobs(Workspace(run.path.parent.parent)).dispatch()  # the next queued run, if any
     return code

@@ -42,7 +42,7 @@ from pathlib import Path
 
 import psutil
 
-from ftui.config import FtuiConfig
+from ftui.config import FtuiConfig, count_cuda_devices
 from ftui.runs.rundir import FINISHED, RunDir, StatusUnreadable
 
 CANCEL_GRACE_SECONDS = float(os.environ.get("FTUI_CANCEL_GRACE_SECONDS", "60"))
@@ -78,6 +78,28 @@ def trainer_command(run: RunDir, config: FtuiConfig, device: str, resume: bool) 
     return [*launcher, "--num_processes", str(processes), "-m", *target]
 
 
+def trainer_devices(
+    config: FtuiConfig, device: str, env: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The trainer's environment: on GPUs, pinned to as many as it has processes.
+
+    Without this a one-process run on a machine with several GPUs sees them all, and the
+    Trainer wraps the model in nn.DataParallel over every one (slower, and it takes GPUs
+    another run could use). The first `num_processes` visible GPUs are kept: those named in
+    $CUDA_VISIBLE_DEVICES, else the machine's by index. CPU runs are left as they are."""
+    child = dict(os.environ if env is None else env)
+    if device != "cuda":
+        return child
+    visible = child.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        gpus = [entry.strip() for entry in visible.split(",") if entry.strip()]
+    else:
+        gpus = [str(index) for index in range(count_cuda_devices())]
+    if gpus:
+        child["CUDA_VISIBLE_DEVICES"] = ",".join(gpus[: config.train.num_processes])
+    return child
+
+
 def launch(run: RunDir, cwd: str | Path | None = None, env: Mapping[str, str] | None = None) -> int:
     """Start the supervisor for `run`, detached; record and return its pid.
 
@@ -106,13 +128,14 @@ def launch(run: RunDir, cwd: str | Path | None = None, env: Mapping[str, str] | 
     return process.pid
 
 
-def supervise(run: RunDir, command: list[str]) -> int:
-    """Run the trainer to its end; return the state the run finished in as an exit code."""
+def supervise(run: RunDir, command: list[str], env: Mapping[str, str] | None = None) -> int:
+    """Run the trainer to its end (in `env`; None inherits this one); return the state the
+    run finished in as an exit code."""
     identity = folder_identity(run.path)
     with run.log_path.open("ab") as log:
         trainer = subprocess.Popen(
             command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True,
+            start_new_session=True, env=None if env is None else dict(env),
         )  # fmt: skip
     run.write_status(
         "running",
