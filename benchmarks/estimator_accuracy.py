@@ -46,6 +46,7 @@ def row_config(row: dict):
         config.method.target_modules = row["lora_targets"]
     config.method.lora_dropout = row.get("lora_dropout") or 0.0
     config.method.double_quant = bool(row.get("double_quant"))
+    config.method.kbit_upcast = True  # memory_grid.py measured the k-bit recipe's fp32 upcast
     config.method.quant_type = row.get("quant_type") or "nf4"
     config.train.batch_size = row["batch_size"]
     config.train.gradient_checkpointing = row["grad_ckpt"]

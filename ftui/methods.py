@@ -136,7 +136,7 @@ METHODS: dict[str, MethodInfo] = {
         inference_latency="Unmerged: 4-bit de-quantization plus adapter matmuls. To merge, "
         "reload the base in 16-bit and merge there.",
         trains=True,
-        settings=(*_LORA_SETTINGS, "quant_type", "double_quant"),
+        settings=(*_LORA_SETTINGS, "quant_type", "double_quant", "kbit_upcast"),
         quantized_bits=4,
         lora=True,
         bytes_per_param=0.6 * 1.3,  # 4-bit weights + quantization constants, fp32 norms
@@ -155,7 +155,7 @@ METHODS: dict[str, MethodInfo] = {
         inference_latency="Unmerged: int8 matmuls are slower than bf16. To merge, reload "
         "the base in 16-bit and merge there.",
         trains=True,
-        settings=_LORA_SETTINGS,
+        settings=(*_LORA_SETTINGS, "kbit_upcast"),
         quantized_bits=8,
         lora=True,
     ),

@@ -208,9 +208,11 @@ def apply_method(model: Any, config: FtuiConfig) -> Any:
 def _apply_peft(model: Any, config: FtuiConfig) -> Any:
     from peft import get_peft_model, prepare_model_for_kbit_training
 
-    if METHODS[config.method.name].quantized:
-        # Freezes the base and upcasts non-quantized weights to fp32; on an unquantized
-        # model (the meta-device count) it only freezes, which changes no counts.
+    if METHODS[config.method.name].quantized and config.method.kbit_upcast:
+        # The older k-bit recipe, on request: freezes the base and upcasts non-quantized
+        # weights to fp32; on an unquantized model (the meta-device count) it only freezes.
+        # Without it get_peft_model freezes the base, and norms, embeddings and the LM head
+        # stay in the model's dtype (bf16 on GPUs): less memory, bf16 activations.
         # Non-reentrant checkpointing: the reentrant default is deprecated in torch.
         model = prepare_model_for_kbit_training(
             model,

@@ -28,8 +28,11 @@ def test_the_assumptions_follow_the_config():
     })  # fmt: skip
     assert "gradient checkpointing on" in changed and "optimizer sgd" in changed
     assert "eager attention (keeps the full attention matrix)" in changed
-    assert "4-bit base weights computing in bf16, fp32 activations" in changed
-    assert any("k-bit recipe" in sentence for sentence in changed)
+    assert "4-bit base weights computing in bf16, bf16 activations" in changed
+    assert any("without the fp32 upcast" in sentence for sentence in changed)
+    upcast = assumed(**{"method.name": "qlora", "method.kbit_upcast": True})
+    assert "4-bit base weights computing in bf16, fp32 activations" in upcast
+    assert any("k-bit recipe: norms, embeddings and LM head upcast" in s for s in upcast)
 
     prefix = assumed(device="cpu", **{"method.name": "prefix", "data.max_length": 256})
     assert "plus 20 virtual tokens" in prefix[0] and "fp32 weights, fp32 activations" in prefix

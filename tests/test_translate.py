@@ -213,6 +213,7 @@ TRAINING_CASES = {
     "rslora": ("lora", {"use_rslora": True, "target_modules": "q_proj,v_proj"}),
     "qlora": ("qlora", {}),
     "qlora_fp4_checkpointing": ("qlora", {"quant_type": "fp4", "double_quant": False}),
+    "qlora_upcast": ("qlora", {"kbit_upcast": True}),
     "lora_8bit": ("lora_8bit", {}),
     "ia3": ("ia3", {}),
     "prefix": ("prefix", {"num_virtual_tokens": 4}),
@@ -232,6 +233,23 @@ def _prepared_model(case: str, tiny_dir) -> torch.nn.Module:
     else:
         base = tiny_model()
     return apply_method(base, config)
+
+
+@pytest.mark.parametrize(("upcast", "norm_dtype"), [(False, torch.bfloat16), (True, torch.float32)])
+def test_qlora_keeps_norms_in_the_models_dtype_unless_the_upcast_is_asked_for(
+    tiny_dir, upcast, norm_dtype
+):
+    """Without the k-bit recipe's upcast, a bf16 model's norms and embeddings stay bf16 (less
+    memory, bf16 activations); with it they become fp32. Adapters train in fp32 either way."""
+    config = ftui_config("qlora", kbit_upcast=upcast)
+    config.model.dtype = "bfloat16"
+    base = AutoModelForCausalLM.from_pretrained(tiny_dir, **model_load_kwargs(config, "cpu"))
+    model = apply_method(base, config)
+    norms = [p for n, p in model.named_parameters() if n.endswith("norm.weight")]
+    embeddings = model.get_input_embeddings().weight
+    assert norms and {p.dtype for p in norms} == {norm_dtype} and embeddings.dtype == norm_dtype
+    adapters = [p for p in model.parameters() if p.requires_grad]
+    assert adapters and {p.dtype for p in adapters} == {torch.float32}
 
 
 @pytest.mark.parametrize("case", list(TRAINING_CASES))
@@ -258,7 +276,8 @@ def test_two_steps_change_every_trainable_parameter_and_no_frozen_one(case, tiny
             assert not moved, f"{case}: frozen {name} changed"
     if case != "full":
         assert len(trainable) < len(before), "some parameters must stay frozen"
-    if case in {"lora", "dora", "rslora", "qlora", "lora_8bit", "ia3", "prefix", "prompt"}:
+    if case in {"lora", "dora", "rslora", "qlora", "qlora_upcast", "lora_8bit", "ia3", "prefix",
+                "prompt"}:  # fmt: skip
         assert isinstance(model, PeftModel)
 
 

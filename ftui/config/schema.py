@@ -179,6 +179,14 @@ class MethodConfig(Section):
         label="Double quantization",
         tab="method",
     )
+    kbit_upcast: bool = setting(
+        False,
+        "QLoRA / 8-bit: upcast norms, embeddings and the LM head to fp32 (peft's "
+        "prepare_model_for_kbit_training). Off keeps them in the model's dtype: less memory "
+        "and bf16 activations on GPUs; on is the older recipe, sometimes steadier.",
+        label="fp32 upcast",
+        tab="method",
+    )
     compute_dtype: Literal["auto", "bfloat16", "float16", "float32"] = setting(
         "auto",
         "Dtype the 4/8-bit layers compute in; auto = the model's training dtype.",

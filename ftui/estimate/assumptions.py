@@ -28,10 +28,13 @@ def assumptions(setup: TrainingSetup) -> list[str]:
     info = setup.method_info
     if info.lora and setup.adapter_fp32:
         sentences.append("LoRA adapters kept in fp32")
-    if info.quantized and setup.kbit_upcast:
+    if info.quantized:
         sentences.append(
             f"{info.quantized_bits}-bit base with peft's k-bit recipe: norms, embeddings and "
             "LM head upcast to fp32"
+            if setup.kbit_upcast
+            else f"{info.quantized_bits}-bit base without the fp32 upcast (norms, embeddings "
+            "and LM head in the model's dtype)"
         )
     return sentences
 

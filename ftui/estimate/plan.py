@@ -86,6 +86,7 @@ def training_setup(config: FtuiConfig, trainable: int, device: str) -> TrainingS
         lora_targets=targets,
         lora_dropout=method.lora_dropout,
         double_quant=method.double_quant,
+        kbit_upcast=method.kbit_upcast,
         virtual_tokens=method.num_virtual_tokens if info.virtual_tokens else 0,
         trained_top_layers=(
             getattr(method, info.top_layers_setting) if info.top_layers_setting else None
