@@ -158,11 +158,19 @@ def test_estimate_counts_the_configs_own_dataset(capsys, monkeypatch):
     assert given["dataset"] is None and given["steps_per_epoch"] == 0
 
 
-def test_estimate_refuses_a_dataset_it_cannot_read_naming_data_path(capsys, tmp_path):
+def test_a_dataset_it_cannot_read_leaves_the_epoch_out_with_a_note(capsys, tmp_path):
+    """The memory estimate does not need the data: a broken or missing file is named, the
+    epoch left out, and the rest estimated."""
     broken = tmp_path / "broken.jsonl"
     broken.write_text('{"instruction": "hi"\n', encoding="utf-8")
-    error = _refusal(capsys, "estimate", "--set", f"data.path={broken}")
-    assert f"data.path {broken}:" in error and "ftui data check" in error
+    for path in (broken, tmp_path / "missing.jsonl"):
+        result = _estimate_json(capsys, "--set", f"data.path={path}")
+        assert result["dataset"] is None and result["steps_per_epoch"] == 0
+        assert f"data.path {path}:" in result["dataset_note"]
+        assert result["dataset_note"].startswith("dataset not counted")
+        assert result["peak_memory_bytes"] > 0
+    assert main(["estimate", "--set", f"data.path={broken}"]) == EXIT_OK
+    assert capsys.readouterr().out.startswith(f"dataset not counted (data.path {broken}:")
 
 
 def test_estimate_runs_where_the_config_would_train(capsys, monkeypatch):

@@ -94,7 +94,7 @@ def run_estimate(args: argparse.Namespace) -> int:
 
     try:
         config = config_from_args(args)
-        dataset = dataset_of(config, args.dataset_tokens)
+        dataset, note = dataset_of(config, args.dataset_tokens)
         estimate = estimate_config(
             config,
             device=args.device or ("cuda" if args.gpu else device_of(config)),
@@ -106,11 +106,12 @@ def run_estimate(args: argparse.Namespace) -> int:
     except (ValueError, OSError, ModelLoadError) as exc:  # ConfigError is a ValueError
         return refuse(exc)
     if args.json:
+        measured = dataset.to_dict() if dataset else None
         print(
-            json.dumps({**estimate.to_dict(), "dataset": dataset and dataset.to_dict()}, indent=2)
+            json.dumps({**estimate.to_dict(), "dataset": measured, "dataset_note": note}, indent=2)
         )
     else:
-        print("\n".join([*([dataset.describe()] if dataset else []), render_estimate(estimate)]))
+        print("\n".join([line for line in (note, render_estimate(estimate)) if line]))
     return EXIT_OK
 
 
@@ -121,8 +122,16 @@ def device_of(config: FtuiConfig) -> str:
     return "cuda" if count_cuda_devices() else "cpu"
 
 
-def dataset_of(config: FtuiConfig, dataset_tokens: int | None) -> DatasetSize | None:
-    """The config's own dataset, measured, unless --dataset-tokens says the epoch's size."""
+def dataset_of(config: FtuiConfig, dataset_tokens: int | None) -> tuple[DatasetSize | None, str]:
+    """The config's own dataset, measured, and a line about it; none when --dataset-tokens
+    gives the epoch's size or there is no data.path. A dataset that cannot be read or
+    tokenized leaves the epoch out with a note: the memory estimate does not need it."""
+    from ftui.models import ModelLoadError
+
     if dataset_tokens is not None or not config.data.path:
-        return None
-    return measure_dataset(config)
+        return None, ""
+    try:
+        size = measure_dataset(config)
+    except (ValueError, OSError, ModelLoadError) as exc:
+        return None, f"dataset not counted ({exc}); give --dataset-tokens N for the epoch"
+    return size, size.describe()
