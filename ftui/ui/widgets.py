@@ -15,7 +15,7 @@ from typing import Any
 
 import gradio as gr
 
-from ftui.config import FieldSpec, FtuiConfig, schema_fields
+from ftui.config import FieldSpec, FtuiConfig, field_spec, schema_fields
 
 
 def config_widget(
@@ -23,7 +23,7 @@ def config_widget(
 ) -> gr.components.Component:
     """The widget for one field (its default value unless `value` is given); `options`
     go to the component (elem_id, visible, scale, ...) and may override label or info."""
-    spec = key if isinstance(key, FieldSpec) else _spec(key, root)
+    spec = key if isinstance(key, FieldSpec) else field_spec(key, root)
     value = spec.default if value is None else value
     options = {"label": spec.label, "info": spec.help, **options}
     if spec.kind == "bool":
@@ -70,10 +70,3 @@ def _number(spec: FieldSpec, value: Any, options: dict[str, Any]) -> gr.componen
     if step is not None:
         limits["step"] = step
     return gr.Number(value, precision=0 if whole else None, **limits, **options)
-
-
-def _spec(key: str, root: type) -> FieldSpec:
-    for spec in schema_fields(root):
-        if spec.key == key:
-            return spec
-    raise KeyError(f"{key}: no such config field")
