@@ -16,6 +16,7 @@ from typing import Any
 from ftui.config import FtuiConfig, MethodConfig
 from ftui.methods import METHODS
 from ftui.models import choose_dtype
+from ftui.runs.memory_choices import attention_kernel, offloads_activations, padding_free_rows
 
 # IA3 for Llama-likes, used when peft has no defaults for the model type.
 IA3_TARGETS = ["k_proj", "v_proj", "down_proj"]
@@ -170,11 +171,10 @@ def model_load_kwargs(config: FtuiConfig, device: str) -> dict[str, Any]:
     """
     dtype = choose_dtype(config.model.dtype, device)
     quantization = quantization_config(config.method, dtype)
-    attention = config.model.attn_implementation
     kwargs: dict[str, Any] = {
         "dtype": dtype,
         "quantization_config": quantization,
-        "attn_implementation": "sdpa" if attention == "auto" else attention,
+        "attn_implementation": attention_kernel(config, device, dtype),
         "trust_remote_code": config.model.trust_remote_code,
         "use_safetensors": True,
         "revision": config.model.revision or None,
@@ -257,6 +257,8 @@ def sft_arguments(
     completion only); `dtype` is the model's load dtype from `model_load_kwargs`. On CPU this
     also makes TRL's LM head score only the positions that have a label (see
     `score_labelled_positions_only`). benchmarks/train_throughput.py measures the choices.
+    With padding-free rows max_length is None: the trainer truncates the rows it prepared
+    (ftui.runs.memory_choices.truncate_rows).
     """
     from trl import SFTConfig
 
@@ -264,17 +266,20 @@ def sft_arguments(
     if not device.startswith("cuda"):
         score_labelled_positions_only()
     # Rows of similar length share a batch: little padding, and still batch_size rows a
-    # step. TRL's padding-free batches are not used for rows: without packing TRL then
-    # drops max_length truncation, packing changes how many rows make a step, and peft's
-    # prompt tuning drops the position_ids that keep packed rows apart. Measured faster on
-    # CPU than either, and no worse in eval loss over three seeds.
+    # step (packing would change how many rows make a step). Measured faster on CPU than
+    # packing, and no worse in eval loss over three seeds. With flash attention on a GPU the
+    # rows of a batch are joined instead (padding-free), and TRL then refuses max_length.
     grouping = {} if domain else {"train_sampling_strategy": "group_by_length"}
+    attention = attention_kernel(config, device, dtype)
+    padding_free = padding_free_rows(config, device, attention)
     # Best-fit packing needs flash attention to keep packed rows apart; else wrap rows.
-    flash = config.model.attn_implementation == "flash_attention_2"
+    flash = attention == "flash_attention_2"
     return SFTConfig(
         **_common_arguments(config, output_dir, device, dtype, has_validation),
         **grouping,
-        max_length=config.data.max_length,
+        max_length=None if padding_free else config.data.max_length,
+        padding_free=padding_free,
+        activation_offloading=offloads_activations(config, device),
         # Loss on the answers only: TRL masks the prompt of prompt/completion rows.
         completion_only_loss=not domain and "prompt" in columns,
         packing=domain,

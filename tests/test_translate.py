@@ -309,3 +309,36 @@ def test_save_total_limit_reaches_the_trainer_arguments(tmp_path, objective):
     assert arguments.save_total_limit == 3
     assert (arguments.save_steps, arguments.eval_steps) == (20, 10)
     assert FtuiConfig().train.save_total_limit == 2  # the default keeps the last two
+
+
+@pytest.mark.parametrize("objective", ["instruction", "domain"])
+def test_cpu_runs_keep_padded_rows_max_length_and_no_offloading(tmp_path, objective):
+    """The GPU memory choices leave CPU runs as they were: SDPA, padded rows cut at
+    max_length (or wrapped packing for domain text), no activation offloading even when
+    asked for, checkpointing as written."""
+    from ftui.translate import sft_arguments
+
+    config = FtuiConfig(
+        model=ModelConfig(attn_implementation="auto"),
+        method=MethodConfig(objective=objective),
+        train=TrainConfig(gradient_checkpointing=True, activation_offloading="on"),
+    )
+    config.data.max_length = 16384
+    columns = ["prompt", "completion"]
+    arguments = sft_arguments(config, tmp_path, "cpu", torch.float32, columns, False)
+    assert model_load_kwargs(config, "cpu")["attn_implementation"] == "sdpa"
+    assert arguments.max_length == 16384 and not arguments.padding_free
+    assert not arguments.activation_offloading and arguments.gradient_checkpointing
+    assert arguments.packing is (objective == "domain") and arguments.packing_strategy == "wrapped"
+
+
+def test_gpu_offloading_follows_the_setting_and_sdpa_rows_stay_padded(tmp_path):
+    """On a GPU without flash attention (fp32 here, so it builds on a CPU machine): padded
+    rows with max_length, and activation offloading as train.activation_offloading says."""
+    from ftui.translate import sft_arguments
+
+    for setting, offloads in (("on", True), ("off", False), ("auto", False)):
+        config = FtuiConfig(train=TrainConfig(activation_offloading=setting))
+        arguments = sft_arguments(config, tmp_path, "cuda", torch.float32, ["text"], False)
+        assert arguments.activation_offloading is offloads, setting
+        assert not arguments.padding_free and arguments.max_length == config.data.max_length

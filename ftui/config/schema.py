@@ -71,7 +71,9 @@ class ModelConfig(Section):
     )
     attn_implementation: Attention = setting(
         "auto",
-        "Attention kernel: auto = sdpa; eager materialises the full attention matrix.",
+        "Attention kernel: auto = flash_attention_2 with padding-free batches on a bf16/fp16 "
+        "GPU when the flash-attn package is installed, else sdpa; eager materialises the "
+        "full attention matrix.",
         label="Attention kernel",
     )
     trust_remote_code: bool = setting(
@@ -257,6 +259,20 @@ class TrainConfig(Section):
         "Recompute activations in the backward pass: less memory, ~30% slower.",
         label="Gradient checkpointing",
         tab="method",
+    )
+    auto_checkpointing: bool = setting(
+        True,
+        "Turn gradient checkpointing on when the estimate says the run would not fit on the "
+        "GPU without it (GPU runs only; the run's config.yaml keeps what you chose).",
+        label="Automatic checkpointing",
+    )
+    activation_offloading: Literal["auto", "on", "off"] = setting(
+        "auto",
+        "Keep the activations saved for the backward pass in CPU memory instead of on the GPU "
+        "(GPU runs only): less GPU memory, somewhat slower steps. auto = on when gradient "
+        "checkpointing is on and max length is 16,384 tokens or more, or when the estimate "
+        "says the run would not fit on the GPU even with checkpointing.",
+        label="Activation offloading",
     )
     optimizer: Optimizer = setting(
         "adamw_torch",

@@ -33,6 +33,7 @@ from trl import DPOTrainer, SFTTrainer
 from ftui.config import FtuiConfig
 from ftui.data.training_data import load_training_data
 from ftui.models import choose_device, load_model
+from ftui.runs.memory_choices import choose_memory_settings, truncate_rows
 from ftui.runs.run_inputs import fill_in_hub_commit
 from ftui.runs.rundir import RunDir
 from ftui.runs.runner import disk_full_message, is_disk_full, process_start_time
@@ -174,9 +175,11 @@ def _out_of_memory_message(run: RunDir) -> str:
 
 def build_trainer(config: FtuiConfig, output_dir: Path, callbacks: list[Any]) -> Any:
     """Tokenizer, model, method, data and TRL trainer (SFT, or DPO for preference pairs).
-    The model's dtype, attention and quantization come from the translator."""
+    The model's dtype, attention and quantization come from the translator; on a GPU,
+    checkpointing and offloading may be turned on for this process (`_fit_to_free_memory`)."""
     set_seed(config.train.seed)
     device = _process_device(config.model.device)
+    config = _fit_to_free_memory(config, device)
     loaded = load_model(config.model, device, model_load_kwargs(config, device))
     model = apply_method(loaded.model, config)
 
@@ -202,7 +205,7 @@ def build_trainer(config: FtuiConfig, output_dir: Path, callbacks: list[Any]) ->
         has_validation=eval_data is not None,
         **shared,
     )
-    return SFTTrainer(
+    trainer = SFTTrainer(
         model=model,
         args=args,
         train_dataset=train_data,
@@ -210,6 +213,31 @@ def build_trainer(config: FtuiConfig, output_dir: Path, callbacks: list[Any]) ->
         processing_class=loaded.tokenizer,
         callbacks=callbacks,
     )
+    if args.padding_free and not args.packing:  # TRL refuses max_length here: cut rows now
+        print("[ftui] padding-free batches (flash attention): no padding is computed")
+        trainer.train_dataset = truncate_rows(trainer.train_dataset, config.data.max_length)
+        trainer.eval_dataset = truncate_rows(trainer.eval_dataset, config.data.max_length)
+    return trainer
+
+
+def _fit_to_free_memory(config: FtuiConfig, device: str) -> FtuiConfig:
+    """On a GPU, the config to train given the estimate and this GPU's free memory (see
+    ftui.runs.memory_choices); each change is said in train.log. CPU runs train as written,
+    and so does a run the estimator cannot size (the reason is logged)."""
+    if not device.startswith("cuda"):
+        return config
+    from ftui.params import load_architecture
+
+    free_bytes, _ = torch.cuda.mem_get_info(torch.device(device))
+    try:
+        hf_config = load_architecture(config.model.name_or_path, config.model.trust_remote_code)
+        choice = choose_memory_settings(config, hf_config, free_bytes)
+    except Exception as exc:  # a bonus: never fail the run over it
+        print(f"[ftui] memory settings kept as written (no estimate: {exc})", flush=True)
+        return config
+    for note in choice.notes:
+        print(f"[ftui] {note}", flush=True)
+    return choice.config
 
 
 def _process_device(preference: str) -> str:
