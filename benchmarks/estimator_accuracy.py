@@ -1,19 +1,16 @@
-"""How close `ftui estimate` comes to real peak memory, on this CPU and on GPUs.
+"""How close ftui's model of a training step comes to a plain loop's peak GPU memory.
 
 Run:
-    .venv/bin/python benchmarks/estimator_accuracy.py            # compare committed tables
-    .venv/bin/python benchmarks/estimator_accuracy.py --measure  # re-measure the CPU grids
+    .venv/bin/python benchmarks/estimator_accuracy.py            # compare the committed table
 
-Measurements come from benchmarks/memory_grid.py (each configuration in a fresh process,
-random weights, 3 AdamW steps; CPU: peak RSS above the post-import baseline; CUDA:
-torch.cuda.max_memory_allocated). `--measure` re-runs the two CPU grids of the bundled
-SmolLM2-135M here (full, LoRA, QLoRA, prefix and prompt tuning, IA3, freeze, bottleneck;
-batch, sequence length and gradient checkpointing varied, about 15 minutes on 2 cores). The
-GPU tables were measured on a lent H100 (`memory_grid.py --device cuda --grid gpu`).
-
-Every measured row is estimated through ftui's own path (config -> meta-device parameter
-counts -> ftui.estimate) and the errors are written to benchmarks/results/estimator_accuracy.json.
-Target: median absolute error <= 10%, worst <= 20%, per device.
+The H100 table was measured on a lent H100 by benchmarks/memory_grid.py (`--device cuda --grid
+gpu`: each configuration in a fresh process, random weights, 3 AdamW steps in a plain loop
+with transformers' full-logits loss, torch.cuda.max_memory_allocated). Every row is estimated
+with that loss (`loss="full"`); ftui's trainer uses TRL's fused LM head instead, so this table
+checks the rest of the model (weights, adapters, activations, checkpointing, optimizer). The
+estimate against ftui's own trainer is benchmarks/trainer_memory.py (CPU, and the GPU script
+benchmarks/gpu_trainer.py). Errors go to benchmarks/results/estimator_accuracy.json.
+Target: median absolute error <= 10%, worst <= 20%.
 """
 
 from __future__ import annotations
@@ -21,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 
@@ -31,8 +27,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from memory_grid import ARCHS  # noqa: E402
 
-TABLES = ("memory_grid_cpu.json", "memory_grid_cpu_methods.json", "memory_grid_h100.json")
-CPU_GRIDS = {"memory_grid_cpu.json": "cpu", "memory_grid_cpu_methods.json": "accuracy"}
+TABLES = ("memory_grid_h100.json",)
 
 
 def row_config(row: dict):
@@ -57,15 +52,25 @@ def row_config(row: dict):
 
 
 def estimate_row(row: dict) -> int:
+    """The estimate of a plain-loop row: ftui's model of the step, with the full-logits loss
+    and peft's fp32 adapters that memory_grid.py trains with (ftui's trainer uses TRL's fused
+    LM head, and TRL casts a quantized model's adapters to bf16)."""
+    import dataclasses
+
     from transformers import LlamaConfig
 
-    from ftui.estimate.plan import estimate_run
+    from ftui.estimate.arch import Architecture
+    from ftui.estimate.memory import estimate_memory
+    from ftui.estimate.plan import training_setup
+    from ftui.params import count_parameters
 
     hf_config = LlamaConfig(**ARCHS[row["arch"]])
-    estimate = estimate_run(
-        row_config(row), hf_config, device=row["device"], with_suggestions=False
+    config = row_config(row)
+    trainable = count_parameters(hf_config, config).trainable
+    setup = dataclasses.replace(
+        training_setup(config, trainable, row["device"]), loss="full", adapter_fp32=True
     )
-    return estimate.memory.peak_bytes
+    return estimate_memory(Architecture.from_hf_config(hf_config), setup).peak_bytes
 
 
 def compare(table: Path) -> tuple[dict, list[dict]]:
@@ -104,29 +109,8 @@ def summary(rows: list[dict]) -> dict:
     }
 
 
-def measure_cpu() -> None:
-    for name, grid in CPU_GRIDS.items():
-        subprocess.run(
-            [
-                sys.executable,
-                str(ROOT / "benchmarks" / "memory_grid.py"),
-                "--device",
-                "cpu",
-                "--grid",
-                grid,
-                "--out",
-                str(RESULTS / name),
-            ],
-            check=True,
-        )
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--measure", action="store_true", help="re-measure the CPU grids")
-    args = parser.parse_args()
-    if args.measure:
-        measure_cpu()
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
     report = {}
     by_device: dict[str, list[dict]] = {}
     for name in TABLES:

@@ -4,6 +4,8 @@ Run:
     .venv/bin/python benchmarks/trainer_memory.py                # the CPU grid (about 45 min)
     .venv/bin/python benchmarks/trainer_memory.py --grid quick   # 3 rows, to try it
     .venv/bin/python benchmarks/trainer_memory.py --resume       # skip rows already measured
+    .venv/bin/python benchmarks/trainer_memory.py --grid heldout # shapes outside the fit (20 min)
+    .venv/bin/python benchmarks/trainer_memory.py --recompute    # re-estimate both tables only
 
 Unlike memory_grid.py (a plain loop: full logits, no Trainer), every row here trains through the
 program users run: a run folder made by ftui (`create_run_dir`) is trained by `python -m ftui
@@ -13,8 +15,13 @@ Every example is longer than the max length, so every batch is full: the worst c
 meets. The peak is what the trainer itself logs (`memory_bytes` in metrics.jsonl: ru_maxrss on
 CPU, max_memory_allocated on CUDA). The parent estimates the same config through
 `ftui.cli.estimate_view.estimate_config` (what `ftui estimate` prints) and stores both; the table
-is rewritten after every row (benchmarks/results/trainer_memory_<device>.json), so a cut-off
+is rewritten after every row (benchmarks/results/trainer_memory_<grid>.json), so a cut-off
 run keeps what it measured.
+
+The estimator's CPU constants (ftui/estimate/memory.py, CALIBRATED) were fitted on the `cpu`
+grid; the `heldout` grid checks them on shapes outside it. tests/test_estimate_trainer.py
+recomputes every estimate from the committed tables, so a change to the estimator that moves
+them fails CI until `--recompute` rewrites them (and the README's figures are redone).
 """
 
 from __future__ import annotations
@@ -31,6 +38,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from ftui.methods import METHODS as CATALOG
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 STEPS = 3
@@ -38,8 +47,20 @@ METHODS = ("lora", "qlora", "full", "freeze", "ia3", "prefix", "bottleneck")
 # (batch, tokens, gradient checkpointing): small to large, checkpointing both ways.
 SHAPES = ((1, 128, False), (2, 512, False), (4, 512, True), (8, 256, False), (1, 2048, False),
           (2, 1024, True))  # fmt: skip
+HELD_OUT_SHAPES = ((3, 384, False), (1, 1024, True), (6, 192, False))
 GRIDS = {
-    "cpu": [(m, *shape) for m, shape in itertools.product(METHODS, SHAPES)],
+    "cpu": [
+        (m, *shape)
+        for m, shape in itertools.product(METHODS, SHAPES)
+        if CATALOG[m].gradient_checkpointing or not shape[2]
+    ],  # prefix refuses it
+    # Shapes outside the calibration grid, to check the calibrated estimate on: every method
+    # at batch x tokens it was not fitted on, checkpointing both ways.
+    "heldout": [
+        (m, *shape)
+        for m, shape in itertools.product(METHODS, HELD_OUT_SHAPES)
+        if CATALOG[m].gradient_checkpointing or not shape[2]
+    ],  # fmt: skip
     "quick": [("lora", 1, 128, False), ("full", 2, 256, True), ("ia3", 2, 256, False)],
 }
 
@@ -101,12 +122,50 @@ def estimated(config) -> dict:
     }
 
 
+def table_path(grid: str) -> Path:
+    return RESULTS / f"trainer_memory_{grid}.json"
+
+
+def reestimate(row: dict) -> dict:
+    """The row's estimate by today's estimator (no training)."""
+    config = row_config(row["method"], row["batch_size"], row["tokens"],
+                        row["gradient_checkpointing"], Path("unused.jsonl"))  # fmt: skip
+    return estimated(config)
+
+
+def summary(rows: list[dict]) -> dict:
+    """Median and worst |error| of the estimate against the trainer's peak."""
+    errors = sorted(abs(r["estimated_required_bytes"] / r["measured_bytes"] - 1) for r in rows)
+    middle = len(errors) // 2
+    median = errors[middle] if len(errors) % 2 else (errors[middle - 1] + errors[middle]) / 2
+    return {"rows": len(errors), "median_abs_error": round(median, 4),
+            "worst_abs_error": round(errors[-1], 4)}  # fmt: skip
+
+
+def recompute(grid: str) -> None:
+    path = table_path(grid)
+    table = json.loads(path.read_text())
+    measured = [row for row in table["rows"] if "measured_bytes" in row]
+    for row in measured:
+        row.update(reestimate(row))
+        print(_line(row))
+    table["summary"] = summary(measured)
+    path.write_text(json.dumps(table, indent=1) + "\n", encoding="utf-8")
+    print(f"{grid}: {table['summary']}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--grid", choices=sorted(GRIDS), default="cpu")
     parser.add_argument("--resume", action="store_true", help="skip rows already in the table")
+    parser.add_argument("--recompute", action="store_true",
+                        help="re-estimate the cpu and heldout tables; measure nothing")  # fmt: skip
     args = parser.parse_args()
-    path = RESULTS / f"trainer_memory_{'cpu' if args.grid == 'cpu' else args.grid}.json"
+    if args.recompute:
+        for grid in ("cpu", "heldout"):
+            recompute(grid)
+        return
+    path = table_path(args.grid)
     table = json.loads(path.read_text()) if args.resume and path.exists() else {"rows": []}
     done = {_key(row) for row in table["rows"] if "measured_bytes" in row}
     table.update(machine=f"{platform.machine()}, cpu, {os.cpu_count()} cores", steps=STEPS,
@@ -117,6 +176,8 @@ def main() -> None:
         result = measure(*row)
         result["measured_at"] = datetime.datetime.now(datetime.timezone.utc).isoformat()
         table["rows"] = [r for r in table["rows"] if _key(r) != _key(result)] + [result]
+        measured = [r for r in table["rows"] if "measured_bytes" in r]
+        table["summary"] = summary(measured) if measured else {}
         path.write_text(json.dumps(table, indent=1) + "\n", encoding="utf-8")
         print(_line(result), flush=True)
 

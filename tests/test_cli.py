@@ -156,6 +156,15 @@ def test_estimate_counts_the_configs_own_dataset(capsys, monkeypatch):
     assert result["steps_per_epoch"] == expected > 0 and result["seconds_per_epoch"] > 0
     given = _estimate_json(capsys, "presets/triage-lora.yaml", "--dataset-tokens", "0")
     assert given["dataset"] is None and given["steps_per_epoch"] == 0
+    # the longest batch is the dataset's longest rows, not the max length, when they are shorter
+    longest = dataset["longest_tokens"]
+    assert dataset["mean_tokens"] <= longest < preset.data.max_length
+    batch = f"the longest batch is {train.batch_size} x {longest:,} tokens"
+    assert result["assumptions"][0].startswith(batch)
+    assert given["assumptions"][0].startswith(
+        f"the longest batch is {train.batch_size} x {preset.data.max_length:,} tokens"
+    )
+    assert result["peak_memory_bytes"] < given["peak_memory_bytes"]
 
 
 def test_a_dataset_it_cannot_read_leaves_the_epoch_out_with_a_note(capsys, tmp_path):

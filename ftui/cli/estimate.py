@@ -101,6 +101,7 @@ def run_estimate(args: argparse.Namespace) -> int:
             gpu_name=args.gpu,
             dataset_tokens=dataset.tokens if dataset else args.dataset_tokens or 0,
             dataset_rows=dataset.rows if dataset else 0,
+            longest_row_tokens=dataset.longest_tokens if dataset else 0,
             price=args.price,
         )
     except (ValueError, OSError, ModelLoadError) as exc:  # ConfigError is a ValueError

@@ -20,6 +20,7 @@ def estimate_config(
     dataset_tokens: int,
     price: float | None,
     dataset_rows: int = 0,
+    longest_row_tokens: int = 0,
 ) -> Estimate:
     """The estimate of a checked config, reading only the model's config.json."""
     from ftui.params import load_architecture
@@ -32,6 +33,7 @@ def estimate_config(
         gpu=find_gpu(gpu_name) if gpu_name else None,
         dataset_tokens=dataset_tokens,
         dataset_rows=dataset_rows,
+        longest_row_tokens=longest_row_tokens,
         price_per_hour=price,
     )
 

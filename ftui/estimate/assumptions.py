@@ -9,22 +9,33 @@ from __future__ import annotations
 
 from ftui.estimate.memory import TrainingSetup, activation_element_bytes
 
+LOSS_SENTENCES = {
+    "fused": "TRL's fused LM head (logits in tiles, never the full logits)",
+    "chunked": "a chunked loss (no full fp32 logits)",
+    "full": "the loss over the full vocabulary in fp32",
+}
 
-def assumptions(setup: TrainingSetup) -> list[str]:
-    """One short sentence per assumption, most important first."""
-    tokens = setup.seq_len + setup.virtual_tokens
+
+BATCHING = {
+    "padded": "rows padded to the longest in it",
+    "packed": "rows packed to the max length",
+    "joined": "rows joined without padding, varlen attention",
+}
+
+
+def assumptions(setup: TrainingSetup, batching: str = "padded") -> list[str]:
+    """One short sentence per assumption, most important first; `batching` is how rows make
+    a batch (a BATCHING key)."""
     sentences = [
-        f"every batch is {setup.batch_size} x {tokens:,} tokens (padded to the max length"
-        + (f", plus {setup.virtual_tokens} virtual tokens" if setup.virtual_tokens else "")
-        + "; no packing)",
+        _batch(setup, batching),
         _precision(setup),
         _attention(setup),
         "gradient checkpointing " + ("on" if setup.gradient_checkpointing else "off"),
-        "the loss over the full vocabulary in fp32"
-        if not setup.chunked_loss
-        else "a chunked loss (no full fp32 logits)",
+        LOSS_SENTENCES[setup.loss],
         f"optimizer {setup.optimizer}",
     ]
+    if setup.activation_offload:
+        sentences.append("activations offloaded to CPU memory until the backward pass")
     info = setup.method_info
     if info.lora and setup.adapter_fp32:
         sentences.append("LoRA adapters kept in fp32")
@@ -37,6 +48,15 @@ def assumptions(setup: TrainingSetup) -> list[str]:
             "and LM head in the model's dtype)"
         )
     return sentences
+
+
+def _batch(setup: TrainingSetup, batching: str) -> str:
+    tokens = setup.seq_len + setup.virtual_tokens
+    virtual = f", plus {setup.virtual_tokens} virtual tokens" if setup.virtual_tokens else ""
+    return (
+        f"the longest batch is {setup.batch_size} x {tokens:,} tokens "
+        f"({BATCHING[batching]}{virtual})"
+    )
 
 
 def _precision(setup: TrainingSetup) -> str:

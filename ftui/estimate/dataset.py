@@ -5,7 +5,8 @@ training rows after the validation split, and token lengths through the model's 
 chat template on a sample of at most STATS_ROW_LIMIT rows, each capped at the max length (longer
 examples are truncated when training).
 
-    size = measure_dataset(config)      # DatasetSize(rows=270, tokens=41_310, mean_tokens=153.0)
+    size = measure_dataset(config)
+    # DatasetSize(rows=270, mean_tokens=153.0, tokens=41_310, longest_tokens=412)
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ class DatasetSize:
     rows: int  # training rows, after the validation split
     mean_tokens: float  # per example, each capped at the max length
     tokens: int  # in one epoch: rows x mean tokens
+    longest_tokens: int  # the longest example (of the sample), at most the max length
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -30,7 +32,8 @@ class DatasetSize:
     def describe(self) -> str:
         return (
             f"dataset {self.source}: {self.rows:,} training rows x {self.mean_tokens:,.0f} "
-            f"tokens (mean, at most the max length) = {self.tokens:,} tokens per epoch"
+            f"tokens (mean, at most the max length; longest {self.longest_tokens:,}) = "
+            f"{self.tokens:,} tokens per epoch"
         )
 
 
@@ -54,6 +57,7 @@ def measure_dataset(config: FtuiConfig) -> DatasetSize:
     if errors or not preview.lengths:
         reason = errors[0] if errors else "no usable examples"
         raise ValueError(f"data.path {data.path}: {reason}; check it with `ftui data check`")
-    mean = statistics.fmean(min(length, data.max_length) for length in preview.lengths)
+    lengths = [min(length, data.max_length) for length in preview.lengths]
+    mean = statistics.fmean(lengths)
     rows = preview.train_rows
-    return DatasetSize(data.path, rows, round(mean, 1), int(rows * mean))
+    return DatasetSize(data.path, rows, round(mean, 1), int(rows * mean), max(lengths))

@@ -1,18 +1,25 @@
 """Peak training memory, component by component, from the architecture and the setup alone.
 
-The model of a training step (what `torch.cuda.max_memory_allocated` or the process RSS sees):
+The model of a training step on CUDA (what `torch.cuda.max_memory_allocated` sees):
 
     peak = weights + adapters + optimizer states
-           + max(activations + logits/loss + gradients,      # end of forward / backward
-                 gradients + optimizer-step transient)       # inside optimizer.step()
+           + max(activations + loss + LM-head gradient,     # end of forward / backward
+                 gradients + optimizer-step transient)      # inside optimizer.step()
+
+On CPU the trainer's figure is the process's peak RSS (ru_maxrss), so the estimate adds what
+the process holds besides tensors (the libraries, the tokenized dataset), counts activations
+at what the allocator keeps for them, and takes the larger of the training peak and the load
+peak (a quantized model is read in full precision before it is packed).
 
 Each term is a closed form in the architecture (hidden size, intermediate size, layers, vocab,
 kv heads), the method (which weights train, how weights are stored: the estimator terms of its
 entry in `ftui.methods.METHODS`) and the setup (batch, sequence, checkpointing, attention
-kernel, optimizer, dtype). Activation bytes per token and layer are counted from what autograd
-saves in a Llama-style block; the few constants that depend on kernels rather than shapes
-(marked CALIBRATED) were fitted once against the measured grids in benchmarks/results/ and
-are checked there by tests, so a regression fails CI.
+kernel, optimizer, dtype, loss). Activation bytes per token and layer are counted from what
+autograd saves in a Llama-style block. The loss is TRL's fused LM head by default (ftui's
+trainer: no full logits), or the full-logits loss of a plain loop. The few constants that
+depend on kernels and allocators rather than shapes (marked CALIBRATED) were fitted once
+against measured tables in benchmarks/results/ and are checked there by tests on shapes
+outside the fit, so a regression fails CI.
 """
 
 from __future__ import annotations
@@ -24,18 +31,25 @@ from ftui.methods import METHODS, MethodInfo
 
 GIB = 1024**3
 
-# CALIBRATED: bytes per token and vocabulary entry at the loss (logits, their fp32 copy,
-# log-softmax output and its gradient alive together); fitted on the measured grids.
+# Losses: "fused" is TRL's fused LM head (ftui's trainer): logits are computed in tiles of
+# at most FUSED_TOKEN_TILE tokens x FUSED_VOCAB_TILE vocabulary entries and never kept.
+# "chunked" keeps the model-dtype logits and their gradient (LitGPT's chunked cross-entropy);
+# "full" is transformers' own loss (logits, their fp32 copy, log-softmax and its gradient).
+LOSSES = ("fused", "chunked", "full")
+FUSED_TOKEN_TILE = 4096  # trl.kernels.chunked_logprob.TOKEN_CHUNK_SIZE
+FUSED_VOCAB_TILE = 32768  # trl.trainer.utils._CHUNKED_LOGPROB_CHUNK_SIZE
+# CALIBRATED (H100 plain-loop grid): bytes per token and vocabulary entry of the "full" loss.
 LOGIT_BYTES_PER_VOCAB = 12.5
-CPU_RUNTIME_BYTES = int(0.1 * GIB)  # CALIBRATED: autograd graph, thread pools, oneDNN scratch
-# CALIBRATED: on CPU, checkpointing lowers peak RSS far less than the tensor count says (the
-# recomputed blocks' buffers stay resident): about a third of the activations remain.
-CPU_CHECKPOINT_KEEP = 0.3
-# CALIBRATED: a block on CPU keeps about 1.5x what its saved tensors add up to (oneDNN
-# reorders and the allocator's retained free blocks count in the RSS).
-CPU_ACTIVATION_FACTOR = 1.5
 CUDA_CONTEXT_BYTES = int(0.5 * GIB)  # CUDA context + cuBLAS workspace, outside the allocator
-ALLOCATOR_SLACK = 1.07  # reserved/allocated headroom to keep when judging "fits"
+ALLOCATOR_SLACK = 1.07  # CUDA: reserved/allocated headroom to keep when judging "fits"
+# CPU, fitted on benchmarks/results/trainer_memory_cpu.json (ftui's own trainer, ru_maxrss)
+# and checked on trainer_memory_heldout.json:
+CPU_PROCESS_BYTES = int(0.63e9)  # CALIBRATED: torch, transformers, TRL, datasets, the data
+CPU_ACTIVATION_FACTOR = 1.63  # CALIBRATED: RSS per byte autograd saves (temporaries, arenas)
+CPU_CHECKPOINT_KEEP = 0.3  # CALIBRATED: share of that RSS checkpointing leaves resident
+# CALIBRATED: TRL's fused head without Triton folds a tile in torch; about seven fp32 tile-sized
+# temporaries live at once in its backward.
+CPU_FUSED_BYTES_PER_TILE_ENTRY = 29
 # Projections grouped by the tensor they read: an adapter on any member saves that input once.
 INPUT_GROUPS = {
     "q_proj": "x",
@@ -66,12 +80,13 @@ class TrainingSetup:
     double_quant: bool = True
     virtual_tokens: int = 0  # prefix / prompt tuning lengthen every sequence
     trained_top_layers: int | None = None  # freeze / LLaMA-Adapter: only the top N blocks
-    # The training stack. Defaults are ftui's (transformers + peft): adapters in fp32, the
-    # k-bit recipe's fp32 upcast, a full fp32 cross-entropy. Other stacks differ (LitGPT keeps
-    # adapters in bf16, skips the upcast and chunks the loss); tests use that to compare.
+    # The training stack. Defaults are ftui's trainer (transformers + peft + TRL): adapters in
+    # fp32, TRL's fused LM head. Other stacks differ (LitGPT keeps adapters in bf16, skips the
+    # k-bit upcast and chunks the loss; a plain loop computes the full loss); tests use that.
     adapter_fp32: bool = True
     kbit_upcast: bool = True
-    chunked_loss: bool = False
+    loss: str = "fused"  # one of LOSSES
+    activation_offload: bool = False  # saved activations wait in CPU memory until backward
 
     @property
     def method_info(self) -> MethodInfo:
@@ -83,14 +98,16 @@ class MemoryEstimate:
     components: dict[str, int] = field(default_factory=dict)
     peak_bytes: int = 0
     device_overhead_bytes: int = 0
+    allocator_slack: float = ALLOCATOR_SLACK
 
     @property
     def peak_gib(self) -> float:
         return self.peak_bytes / GIB
 
     def required_bytes(self) -> int:
-        """What a GPU must have free: the peak plus context and allocator headroom."""
-        return int(self.peak_bytes * ALLOCATOR_SLACK) + self.device_overhead_bytes
+        """What the device must have free: on a GPU the peak plus context and allocator
+        headroom; on CPU the peak RSS itself (it already counts the allocator)."""
+        return int(self.peak_bytes * self.allocator_slack) + self.device_overhead_bytes
 
 
 def estimate_memory(arch: Architecture, setup: TrainingSetup) -> MemoryEstimate:
@@ -102,15 +119,15 @@ def estimate_memory(arch: Architecture, setup: TrainingSetup) -> MemoryEstimate:
     grad_bytes = trainable * (setup.param_bytes if trains_base else adapter_dtype_bytes)
     state_bytes = optimizer_state_bytes(trainable, grad_bytes, setup.optimizer)
     activations = activation_bytes(arch, setup)
-    logits = logits_bytes(arch, setup)
+    loss = loss_bytes(arch, setup)
     transient = optimizer_transient_bytes(arch, setup, grad_bytes)
     # gradients grow as activations are freed, so the backward peak is activations + loss;
-    # with checkpointing, the loss and one recomputed block never coexist
-    if setup.gradient_checkpointing and setup.device == "cuda":
+    # with checkpointing on a GPU, the loss and one recomputed block never coexist
+    if setup.gradient_checkpointing and setup.device == "cuda" and not setup.activation_offload:
         kept = checkpoint_bytes(arch, setup)
-        during_backward = kept + max(logits, activations - kept)
+        during_backward = kept + max(loss, activations - kept)
     else:
-        during_backward = activations + logits
+        during_backward = activations + loss
     during_step = grad_bytes + transient
     components = {
         "weights": weights,
@@ -118,16 +135,25 @@ def estimate_memory(arch: Architecture, setup: TrainingSetup) -> MemoryEstimate:
         "gradients": grad_bytes,
         "optimizer_states": state_bytes,
         "activations": activations,
-        "logits_and_loss": logits,
+        "logits_and_loss": loss,
         "optimizer_step_transient": transient,
     }
     peak = weights + adapter_bytes + state_bytes + max(during_backward, during_step)
     if setup.device == "cpu":
-        peak += CPU_RUNTIME_BYTES
-    overhead = CUDA_CONTEXT_BYTES if setup.device == "cuda" else 0
+        components["process"] = CPU_PROCESS_BYTES
+        peak = CPU_PROCESS_BYTES + max(peak, cpu_load_peak_bytes(arch, setup))
+        return MemoryEstimate(components=components, peak_bytes=int(peak), allocator_slack=1.0)
     return MemoryEstimate(
-        components=components, peak_bytes=int(peak), device_overhead_bytes=overhead
+        components=components, peak_bytes=int(peak), device_overhead_bytes=CUDA_CONTEXT_BYTES
     )
+
+
+def cpu_load_peak_bytes(arch: Architecture, setup: TrainingSetup) -> int:
+    """Quantizing on load reads the full-precision weights (the mapped file and a copy)
+    before they are packed; an unquantized model maps its file into the weights it uses."""
+    if setup.method_info.quantized_bits is None:
+        return 0
+    return 2 * arch.total_params * setup.param_bytes
 
 
 def weight_bytes(arch: Architecture, setup: TrainingSetup) -> int:
@@ -180,27 +206,36 @@ def activation_element_bytes(setup: TrainingSetup) -> int:
 
 def activation_bytes(arch: Architecture, setup: TrainingSetup) -> int:
     """Everything autograd keeps for the backward pass, all layers, without checkpointing
-    (with it: the block inputs plus one recomputed block)."""
+    (with it on a GPU: the block inputs plus one recomputed block). On CPU: what the process
+    holds for it, which is more than the saved tensors (CPU_ACTIVATION_FACTOR)."""
     tokens = setup.batch_size * (setup.seq_len + setup.virtual_tokens)
     layer = per_token_layer_bytes(arch, setup) * tokens + attention_matrix_bytes(arch, setup)
     if setup.device == "cpu":
-        layer *= CPU_ACTIVATION_FACTOR
-    full = layers_with_activations(arch, setup) * layer
+        # checkpointing makes the embeddings' output require grad: every block keeps some
+        layers = arch.layers if setup.gradient_checkpointing else trained_layers(arch, setup)
+        held = CPU_ACTIVATION_FACTOR * layers * layer
+        return int(held * CPU_CHECKPOINT_KEEP if setup.gradient_checkpointing else held)
+    full = trained_layers(arch, setup) * layer
+    if setup.activation_offload:
+        # what waits on the CPU comes back a block ahead of use: with checkpointing, two block
+        # inputs and the block being recomputed; without, the block in use and the next one
+        if setup.gradient_checkpointing:
+            inputs = checkpoint_bytes(arch, setup) // trained_layers(arch, setup)
+            return int(2 * inputs + layer)
+        return int(min(2, trained_layers(arch, setup)) * layer)
     if not setup.gradient_checkpointing:
         return int(full)
-    if setup.device == "cpu":
-        return int(max(checkpoint_bytes(arch, setup) + layer, CPU_CHECKPOINT_KEEP * full))
     return int(checkpoint_bytes(arch, setup) + layer)
 
 
 def checkpoint_bytes(arch: Architecture, setup: TrainingSetup) -> int:
     tokens = setup.batch_size * (setup.seq_len + setup.virtual_tokens)
     element = activation_element_bytes(setup)
-    return layers_with_activations(arch, setup) * tokens * arch.hidden * element
+    return trained_layers(arch, setup) * tokens * arch.hidden * element
 
 
-def layers_with_activations(arch: Architecture, setup: TrainingSetup) -> int:
-    """Blocks below the lowest trained weight keep nothing for backward."""
+def trained_layers(arch: Architecture, setup: TrainingSetup) -> int:
+    """Blocks at or above the lowest trained weight; those below keep nothing for backward."""
     if setup.trained_top_layers is None:
         return arch.layers
     return max(1, min(arch.layers, setup.trained_top_layers))
@@ -233,9 +268,6 @@ def per_token_layer_bytes(arch: Architecture, setup: TrainingSetup) -> int:
         size += e * (2 * h + q + i)  # inputs of every projection, for weight gradients
     elif method.lora:
         size += lora_input_bytes(arch, setup, e)
-    if method.quantized and setup.device == "cpu":
-        # bitsandbytes' CPU path dequantizes and keeps each projection's input
-        size += e * (2 * h + q + i)
     return size
 
 
@@ -254,7 +286,20 @@ def lora_input_bytes(arch: Architecture, setup: TrainingSetup, e: int) -> int:
     return size
 
 
-def logits_bytes(arch: Architecture, setup: TrainingSetup) -> int:
-    # a chunked (or fused) loss keeps only the model-dtype logits and their gradient
-    per_vocab = 2 * setup.param_bytes if setup.chunked_loss else LOGIT_BYTES_PER_VOCAB
-    return int(setup.batch_size * setup.seq_len * arch.vocab * per_vocab)
+def loss_bytes(arch: Architecture, setup: TrainingSetup) -> int:
+    """The LM head and loss at their peak (the start of backward), by loss implementation."""
+    tokens = setup.batch_size * setup.seq_len
+    if setup.loss == "full":
+        return int(tokens * arch.vocab * LOGIT_BYTES_PER_VOCAB)
+    if setup.loss == "chunked":  # model-dtype logits and their gradient
+        return tokens * arch.vocab * 2 * setup.param_bytes
+    tile = min(tokens, FUSED_TOKEN_TILE) * min(arch.vocab, FUSED_VOCAB_TILE)
+    # the LM head's fp32 weight gradient, when the head trains (full fine-tuning)
+    trains_head = setup.method_info.trains_base and setup.trained_top_layers is None
+    head = arch.vocab * arch.hidden * 4 if trains_head else 0
+    if setup.device == "cpu":
+        return tile * CPU_FUSED_BYTES_PER_TILE_ENTRY + head
+    # Triton: one tile in the compute dtype, the fp32 gradient of the hidden states, and the
+    # gathered hidden states of the labelled positions
+    element = activation_element_bytes(setup)
+    return tile * setup.param_bytes + tokens * arch.hidden * (4 + element) + head

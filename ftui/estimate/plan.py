@@ -23,6 +23,11 @@ from ftui.estimate.memory import MemoryEstimate, TrainingSetup, estimate_memory
 from ftui.estimate.speed import TimeEstimate, estimate_time
 from ftui.estimate.steps import epoch_steps
 from ftui.methods import METHODS, MethodInfo
+from ftui.runs.memory_choices import (
+    attention_kernel,
+    offloads_activations,
+    padding_free_rows,
+)
 
 
 @dataclass
@@ -58,8 +63,15 @@ class Estimate:
         }
 
 
-def training_setup(config: FtuiConfig, trainable: int, device: str) -> TrainingSetup:
-    """The memory-relevant facts of a config on a device (bf16 on GPUs that have it)."""
+def training_setup(
+    config: FtuiConfig, trainable: int, device: str, longest_row_tokens: int = 0
+) -> TrainingSetup:
+    """The memory-relevant facts of a config on a device (bf16 on GPUs that have it).
+
+    `longest_row_tokens` (from the config's dataset, 0 if unknown) shortens the batch: rows of
+    similar length share a batch, padded to the longest, so the longest batch is the dataset's
+    longest rows. Packed rows (domain-adaptive training) always fill the max length.
+    """
     method, info = config.method, METHODS[config.method.name]
     targets = (
         LINEAR_NAMES
@@ -70,14 +82,13 @@ def training_setup(config: FtuiConfig, trainable: int, device: str) -> TrainingS
         param_bytes = 2 if config.model.dtype in ("auto", "bfloat16", "float16") else 4
     else:
         param_bytes = 2 if config.model.dtype in ("bfloat16", "float16") else 4
-    attention = (
-        "sdpa" if config.model.attn_implementation == "auto" else config.model.attn_implementation
-    )
+    # the kernel the trainer will load: flash_attention_2 for auto where it is installed
+    attention = attention_kernel(config, device, "bfloat16" if param_bytes == 2 else "float32")
     return TrainingSetup(
         method=method.name,
         trainable_params=trainable,
         batch_size=config.train.batch_size,
-        seq_len=config.data.max_length,
+        seq_len=batch_tokens(config, longest_row_tokens),
         gradient_checkpointing=config.train.gradient_checkpointing,
         optimizer=config.train.optimizer,
         attn_implementation=attention,
@@ -87,11 +98,30 @@ def training_setup(config: FtuiConfig, trainable: int, device: str) -> TrainingS
         lora_dropout=method.lora_dropout,
         double_quant=method.double_quant,
         kbit_upcast=method.kbit_upcast,
+        # TRL casts a quantized model's adapters to bf16 (the QLoRA recipe); others stay fp32
+        adapter_fp32=not info.quantized,
+        activation_offload=offloads_activations(config, device),
         virtual_tokens=method.num_virtual_tokens if info.virtual_tokens else 0,
         trained_top_layers=(
             getattr(method, info.top_layers_setting) if info.top_layers_setting else None
         ),
     )
+
+
+def batch_tokens(config: FtuiConfig, longest_row_tokens: int = 0) -> int:
+    """Tokens per row of the longest batch: the max length, or the longest row when shorter."""
+    if longest_row_tokens <= 0 or config.method.objective == "domain":
+        return config.data.max_length
+    return min(config.data.max_length, longest_row_tokens)
+
+
+def batching(config: FtuiConfig, setup: TrainingSetup) -> str:
+    """How the trainer makes batches of this config's rows (an assumptions.BATCHING key)."""
+    if config.method.objective == "domain":
+        return "packed"
+    if padding_free_rows(config, setup.device, setup.attn_implementation):
+        return "joined"
+    return "padded"
 
 
 def time_on(
@@ -125,8 +155,10 @@ def estimate_run(
     price_per_hour: float | None = None,
     with_suggestions: bool = True,
     dataset_rows: int = 0,
+    longest_row_tokens: int = 0,
 ) -> Estimate:
-    """Estimate one config; `gpu` (default H100) sets time and cost when device is cuda."""
+    """Estimate one config; `gpu` (default H100) sets time and cost when device is cuda.
+    `longest_row_tokens` is the dataset's longest example (0: every row at the max length)."""
     from ftui.params import count_parameters
 
     if not METHODS[config.method.name].trains:
@@ -135,7 +167,7 @@ def estimate_run(
     arch = Architecture.from_hf_config(hf_config)
     counts = count_parameters(hf_config, config)
     target = gpu or _default_gpu(device)
-    setup = training_setup(config, counts.trainable, device)
+    setup = training_setup(config, counts.trainable, device, longest_row_tokens)
     memory = estimate_memory(arch, setup)
     time = time_on(
         target if device == "cuda" else None,
@@ -153,7 +185,7 @@ def estimate_run(
         trainable_params=counts.trainable,
         memory=memory,
         time=time,
-        assumptions=assumptions(setup),
+        assumptions=assumptions(setup, batching(config, setup)),
     )
     if device == "cpu":  # a CPU run is judged against this machine's RAM, not GPUs
         ram = machine_ram_bytes()
