@@ -290,6 +290,8 @@ class RunDirCallback(TrainerCallback):
             self.last_time, self.last_tokens = now, tokens
         record["elapsed"] = now - self.started
         record["memory_bytes"] = _peak_memory_bytes()
+        if torch.cuda.is_available():  # what the caching allocator holds, for headroom
+            record["memory_reserved_bytes"] = int(torch.cuda.max_memory_reserved())
         self.run.append_metrics(record)
 
 
