@@ -5,7 +5,9 @@ Run:
     .venv/bin/python benchmarks/trainer_memory.py --grid quick   # 3 rows, to try it
     .venv/bin/python benchmarks/trainer_memory.py --resume       # skip rows already measured
     .venv/bin/python benchmarks/trainer_memory.py --grid heldout # shapes outside the fit (20 min)
-    .venv/bin/python benchmarks/trainer_memory.py --recompute    # re-estimate both tables only
+    .venv/bin/python benchmarks/trainer_memory.py --preset presets/triage-lora.yaml
+                                            # a preset on its own dataset (rows of real lengths)
+    .venv/bin/python benchmarks/trainer_memory.py --recompute    # re-estimate the tables only
 
 Unlike memory_grid.py (a plain loop: full logits, no Trainer), every row here trains through the
 program users run: a run folder made by ftui (`create_run_dir`) is trained by `python -m ftui
@@ -27,6 +29,7 @@ them fails CI until `--recompute` rewrites them (and the README's figures are re
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import itertools
 import json
@@ -112,10 +115,47 @@ def measure(method: str, batch: int, tokens: int, checkpointing: bool) -> dict:
         return {**result, "measured_bytes": max(peaks), **estimated(config)}
 
 
-def estimated(config) -> dict:
+def measure_preset(preset: str) -> dict:
+    """Train a preset on its own dataset for 3 steps (from the repository root, where its data
+    path points); the estimate sizes the longest batch from that dataset, as `ftui estimate
+    PRESET` does. Rows of similar length share a batch and the longest batch comes first."""
+    from ftui.runs.rundir import create_run_dir
+    from ftui.workspace import Workspace
+
+    config = preset_config(preset)
+    with tempfile.TemporaryDirectory(prefix="ftui-trainer-memory-") as folder:
+        run = create_run_dir(config, Workspace.open(Path(folder) / "workspace"))
+        done = subprocess.run(
+            [sys.executable, "-m", "ftui", "train", str(run.path)], cwd=ROOT,
+            capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+            check=False,
+        )  # fmt: skip
+        peaks = [m["memory_bytes"] for m in run.read_metrics() if m.get("memory_bytes")]
+    result = {"preset": preset, "method": config.method.name,
+              "batch_size": config.train.batch_size, "tokens": config.data.max_length,
+              "gradient_checkpointing": config.train.gradient_checkpointing,
+              "exit_code": done.returncode}  # fmt: skip
+    if done.returncode != 0 or not peaks:
+        return {**result, "error": done.stdout[-2000:] + done.stderr[-2000:]}
+    return {**result, "measured_bytes": max(peaks), **reestimate(result)}
+
+
+def preset_config(preset: str):
+    """The preset as a user trains it on CPU, cut to 3 steps without evaluation or saves."""
+    from ftui.config import config_from_dotted, load_config
+
+    changes = {"train.max_steps": STEPS, "train.eval_every": 1000, "train.save_every": 1000,
+               "model.device": "cpu"}  # fmt: skip
+    return config_from_dotted(changes, load_config(ROOT / preset))
+
+
+def estimated(config, longest_row_tokens: int = 0) -> dict:
     from ftui.cli.estimate_view import estimate_config
 
-    estimate = estimate_config(config, device="cpu", gpu_name=None, dataset_tokens=0, price=None)
+    estimate = estimate_config(
+        config, device="cpu", gpu_name=None, dataset_tokens=0, price=None,
+        longest_row_tokens=longest_row_tokens,
+    )  # fmt: skip
     return {
         "estimated_peak_bytes": estimate.memory.peak_bytes,
         "estimated_required_bytes": estimate.memory.required_bytes(),
@@ -128,6 +168,13 @@ def table_path(grid: str) -> Path:
 
 def reestimate(row: dict) -> dict:
     """The row's estimate by today's estimator (no training)."""
+    if "preset" in row:
+        from ftui.estimate.dataset import measure_dataset
+
+        config = preset_config(row["preset"])
+        with contextlib.chdir(ROOT):  # the preset's data path is relative to the repository
+            longest = measure_dataset(config).longest_tokens
+        return {"longest_row_tokens": longest, **estimated(config, longest)}
     config = row_config(row["method"], row["batch_size"], row["tokens"],
                         row["gradient_checkpointing"], Path("unused.jsonl"))  # fmt: skip
     return estimated(config)
@@ -159,12 +206,16 @@ def main() -> None:
     parser.add_argument("--grid", choices=sorted(GRIDS), default="cpu")
     parser.add_argument("--resume", action="store_true", help="skip rows already in the table")
     parser.add_argument("--recompute", action="store_true",
-                        help="re-estimate the cpu and heldout tables; measure nothing")  # fmt: skip
+                        help="re-estimate the committed tables; measure nothing")  # fmt: skip
+    parser.add_argument("--preset", action="append", default=[],
+                        help="measure a preset on its own dataset (repeatable)")  # fmt: skip
     args = parser.parse_args()
     if args.recompute:
-        for grid in ("cpu", "heldout"):
+        for grid in ("cpu", "heldout", "presets"):
             recompute(grid)
         return
+    if args.preset:
+        return measure_presets(args.preset)
     path = table_path(args.grid)
     table = json.loads(path.read_text()) if args.resume and path.exists() else {"rows": []}
     done = {_key(row) for row in table["rows"] if "measured_bytes" in row}
@@ -176,6 +227,19 @@ def main() -> None:
         result = measure(*row)
         result["measured_at"] = datetime.datetime.now(datetime.timezone.utc).isoformat()
         table["rows"] = [r for r in table["rows"] if _key(r) != _key(result)] + [result]
+        measured = [r for r in table["rows"] if "measured_bytes" in r]
+        table["summary"] = summary(measured) if measured else {}
+        path.write_text(json.dumps(table, indent=1) + "\n", encoding="utf-8")
+        print(_line(result), flush=True)
+
+
+def measure_presets(presets: list[str]) -> None:
+    path = table_path("presets")
+    table = json.loads(path.read_text()) if path.exists() else {"rows": []}
+    table.update(machine=f"{platform.machine()}, cpu, {os.cpu_count()} cores", steps=STEPS)
+    for preset in presets:
+        result = measure_preset(preset)
+        table["rows"] = [r for r in table["rows"] if r.get("preset") != preset] + [result]
         measured = [r for r in table["rows"] if "measured_bytes" in r]
         table["summary"] = summary(measured) if measured else {}
         path.write_text(json.dumps(table, indent=1) + "\n", encoding="utf-8")
