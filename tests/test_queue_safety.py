@@ -377,14 +377,23 @@ def test_a_web_run_gets_no_server_token_and_a_cli_run_keeps_it(
     assert "HF_TOKEN" not in launches[-1]["env"]
 
 
-def test_an_older_database_gains_the_server_token_column(tmp_path):
+def test_an_older_database_gains_the_server_token_and_gpu_columns(tmp_path):
     import sqlite3
+
+    from ftui.runs import queue_db
 
     root = tmp_path / "workspace"
     root.mkdir()
-    old_schema = jobs_module.SCHEMA.replace(",\n    server_token INTEGER NOT NULL DEFAULT 0", "")
-    assert "server_token" not in old_schema
-    with sqlite3.connect(root / jobs_module.DATABASE) as db:
+    old_schema = queue_db.SCHEMA
+    for added in (
+        ",\n    server_token INTEGER NOT NULL DEFAULT 0",
+        ",\n    gpus_wanted INTEGER",
+        ",\n    gpus TEXT",
+        ",\n    gpu TEXT",
+    ):
+        assert added in old_schema
+        old_schema = old_schema.replace(added, "")
+    with sqlite3.connect(root / queue_db.DATABASE) as db:
         db.executescript(old_schema)
         db.execute(
             "INSERT INTO runs (id, name, owner, state, device, model, method, dataset, created,"
@@ -392,8 +401,13 @@ def test_an_older_database_gains_the_server_token_column(tmp_path):
             " '/')"
         )
     jobs = Jobs(Workspace.open(root))
-    assert jobs.get("old")["server_token"] == 0  # unknown origin: the safe side
-    Jobs(jobs.workspace)  # a second open finds the column and changes nothing
+    old = jobs.get("old")
+    assert old["server_token"] == 0  # unknown origin: the safe side
+    assert old["gpus"] is None and old["gpus_wanted"] is None  # no GPU recorded
+    with sqlite3.connect(root / queue_db.DATABASE) as db:
+        lease_columns = {row[1] for row in db.execute("PRAGMA table_info(leases)")}
+    assert "gpu" in lease_columns
+    Jobs(jobs.workspace)  # a second open finds the columns and changes nothing
 
 
 # ---------------------------------------------------------------- resume pinning (16)

@@ -140,13 +140,13 @@ def list_runs(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return EXIT_OK
-    print(f"{'run':44} {'state':10} {'method':8} {'steps':>5} {'eval loss':>9}  owner")
+    print(f"{'run':44} {'state':10} {'gpus':7} {'method':8} {'steps':>5} {'eval loss':>9}  owner")
     for row in rows:
         state = row["state"] + (f" #{row['position']}" if "position" in row else "")
         eval_loss = f"{row['eval_loss']:.4f}" if row["eval_loss"] is not None else "-"
         steps = row["steps"] if row["steps"] is not None else "-"
-        method, owner = row["method"], row["owner"]
-        print(f"{row['id']:44} {state:10} {method:8} {steps:>5} {eval_loss:>9}  {owner}")
+        gpus, method, owner = row["gpus"] or "-", row["method"], row["owner"]
+        print(f"{row['id']:44} {state:10} {gpus:7} {method:8} {steps:>5} {eval_loss:>9}  {owner}")
     return EXIT_OK
 
 
@@ -220,16 +220,7 @@ def export_run(args: argparse.Namespace) -> int:
 
 def supervise_run(args: argparse.Namespace) -> int:
     """The detached supervisor of one run (started by ftui.runs.runner.launch)."""
-    from ftui.runs.jobs import Jobs, device_key
     from ftui.runs.rundir import RunDir
-    from ftui.runs.runner import supervise, trainer_command, trainer_devices
-    from ftui.workspace import Workspace
+    from ftui.runs.runner import supervise_queued_run
 
-    run = RunDir(Path(args.run_dir).resolve())
-    config = run.read_config()
-    resume = bool(run.read_status().get("resume"))
-    device = device_key(config)
-    command = trainer_command(run, config, device, resume)
-    code = supervise(run, command, trainer_devices(config, device))
-    Jobs(Workspace(run.path.parent.parent)).dispatch()  # the next queued run, if any
-    return code
+    return supervise_queued_run(RunDir(Path(args.run_dir).resolve()))

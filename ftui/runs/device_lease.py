@@ -1,29 +1,31 @@
-"""Device leases: GPU work done by the web process (Playground, evaluation, merge) takes the
-device through the same accounting as the job queue, so a training run and the web process
-never load onto one GPU by accident.
+"""Device leases: GPU work done by the web process (Playground, evaluation, merge) takes one
+GPU through the same accounting as the job queue, so a training run and the web process never
+load onto one GPU by accident.
 
     with place_work(workspace, config.model.device, holder="evaluate run-1") as placement:
-        model = load_on(placement.device)     # "cuda" with a lease held, or "cpu"
+        model = load_on(placement.device)     # "cuda:1" with a lease on GPU 1 held, or "cpu"
         ...                                   # placement.note says why it ran on the CPU
     # the lease is gone here and queued GPU runs have been started
 
-The accounting lives in the queue's own database (workspace/ftui.db): a `leases` table next
-to `runs`, one row per lease (device, holder, pid, pid_start_time, acquired, expires). A
-lease counts while it has not expired and its process is alive (the pid with the same start
-time, so a reused pid after a restart holds nothing). `Jobs.dispatch` treats a device with a
-live lease as busy; taking a lease checks, in the same BEGIN IMMEDIATE transaction, that no
-run is training on the device — so SQLite's write lock orders the two and a device is never
-given to both.
+The accounting lives in the queue's own database (workspace/ftui.db, ftui.runs.queue_db): a
+`leases` table next to `runs`, one row per lease (device, gpu, holder, pid, pid_start_time,
+acquired, expires). A lease counts while it has not expired and its process is alive (the pid
+with the same start time, so a reused pid after a restart holds nothing). `Jobs.dispatch`
+treats a GPU with a live lease as taken; a lease picks its GPU in a BEGIN IMMEDIATE
+transaction that sees every running run's GPUs — SQLite's write lock orders the two, so a GPU
+is never given to a run and a lease at once.
 
 Policy for the web process:
 
-- GPU ("cuda") work takes a lease. When a run is training on the GPU, the work runs on the CPU
-  instead, with a note the UI shows ("the GPU is training run X; this ran on the CPU"); it
-  never loads onto the busy GPU.
+- GPU work takes a lease on one GPU: a free one (no run training on it, no lease), else one
+  that only other web work holds (the Playground and an evaluation may share a GPU). When
+  every GPU is training, or the free ones are kept for a GPU run that has waited past the
+  queue's age limit (ftui.runs.gpu_slots), the work runs on the CPU instead, with a note the
+  UI shows ("the GPU is training run X; this ran on the CPU"); it never loads onto a training
+  GPU. `place(..., wait_seconds=N)` (FTUI_GPU_LEASE_WAIT_SECONDS, default 0) first waits up
+  to N seconds for a GPU to come free.
 - CPU work takes no lease: a CPU training run and a CPU Playground share RAM, not a device
   (the demo flow uses the Playground while a CPU run trains).
-- Leases of web work do not exclude each other (the Playground and an evaluation may share
-  the GPU); they only keep the queue from starting a GPU run.
 - The Playground's cached GPU model keeps its lease while cached and gives the GPU back after
   FTUI_GPU_LEASE_IDLE_SECONDS (default 300) without use; a lease expires a little later than
   that as a backstop, so a hung web process cannot hold the GPU forever.
@@ -43,51 +45,51 @@ from pathlib import Path
 
 import psutil
 
+from ftui.config.devices import gpu_indices, torch_device
+from ftui.runs import queue_db
+from ftui.runs.gpu_slots import overdue_gpu_run, running_gpus
 from ftui.workspace import Workspace
 
-DATABASE = "ftui.db"  # the job queue's database (ftui.runs.jobs.DATABASE)
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS leases (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    device TEXT NOT NULL,
-    holder TEXT NOT NULL,
-    pid INTEGER NOT NULL,
-    pid_start_time REAL NOT NULL,
-    acquired REAL NOT NULL,
-    expires REAL NOT NULL
-);
-"""
 DEFAULT_IDLE_SECONDS = 300.0
 # A lease outlives its idle release by this much: the backstop if the holder hangs.
 EXPIRY_MARGIN_SECONDS = 60.0
 # psutil's create_time comes from /proc in clock ticks: equal starts agree to well under this.
 START_TIME_TOLERANCE = 0.05
+WAIT_POLL_SECONDS = 0.25
 
 
 class DeviceBusy(RuntimeError):
-    """The device is training a run: the work should run on the CPU instead."""
+    """No GPU can be leased now: the work should run on the CPU instead. `note` is what the
+    UI shows next to the work."""
 
-    def __init__(self, device: str, run_id: str, run_name: str) -> None:
-        self.device, self.run_id, self.run_name = device, run_id, run_name
-        super().__init__(
-            f"the {_device_word(device)} is training run {run_id} ({run_name}); "
-            "use the CPU for this work or wait until the run ends"
+    def __init__(self, reason: str, note: str) -> None:
+        self.note = note
+        super().__init__(f"{reason}; use the CPU for this work or wait until a GPU is free")
+
+
+def _busy(
+    gpus: list[str], training: dict[str, tuple[str, str]], waiting: tuple[str, str] | None
+) -> DeviceBusy:
+    """Why no GPU can be leased, in the exception's words and the UI's."""
+    if not gpus:
+        return DeviceBusy("ftui has no GPU (FTUI_GPUS)", "ftui has no GPU; this ran on the CPU.")
+    if waiting is not None:
+        run_id, name = waiting
+        reason = f"the free GPUs are kept for run {run_id} ({name}), which has waited longest"
+        return DeviceBusy(reason, f"The free GPUs are kept for run {run_id}; this ran on the CPU.")
+    runs = list(dict.fromkeys(training.values()))
+    named = ", ".join(f"{run_id} ({name})" for run_id, name in runs)
+    ids = ", ".join(run_id for run_id, _ in runs)
+    word = "run" if len(runs) == 1 else "runs"
+    if len(gpus) == 1:
+        return DeviceBusy(
+            f"the GPU is training {word} {named}",
+            f"The GPU is training {word} {ids}; this ran on the CPU.",
         )
-
-    @property
-    def note(self) -> str:
-        """What the UI shows next to work that moved to the CPU."""
-        device = _device_word(self.device)
-        return f"The {device} is training run {self.run_id}; this ran on the CPU."
-
-
-def _device_word(device: str) -> str:
-    return "GPU" if device.startswith("cuda") else device
-
-
-def device_key(device: str) -> str:
-    """The queue's name for a torch device: 'cuda' for every GPU, else 'cpu'."""
-    return "cuda" if device.startswith("cuda") else "cpu"
+    return DeviceBusy(
+        f"every GPU is training ({word} {named})",
+        f"Every GPU is training ({word} {ids}); this ran on the CPU.",
+    )
 
 
 def idle_seconds() -> float:
@@ -95,14 +97,20 @@ def idle_seconds() -> float:
     return float(os.environ.get("FTUI_GPU_LEASE_IDLE_SECONDS", DEFAULT_IDLE_SECONDS))
 
 
+def wait_seconds_default() -> float:
+    """How long GPU work waits for a free GPU before it runs on the CPU
+    (FTUI_GPU_LEASE_WAIT_SECONDS; 0: at once)."""
+    return float(os.environ.get("FTUI_GPU_LEASE_WAIT_SECONDS", 0))
+
+
 # ---------------------------------------------------------------- the accounting
 
 
-def leased_devices(db: sqlite3.Connection) -> set[str]:
-    """Devices ('cuda', 'cpu') held by a live lease right now (the queue treats them busy)."""
-    db.execute(SCHEMA)
+def leased_gpus(db: sqlite3.Connection) -> set[str]:
+    """GPUs held by a live lease right now (the queue treats them as taken)."""
     rows = db.execute(
-        "SELECT device, pid, pid_start_time FROM leases WHERE expires > ?", (time.time(),)
+        "SELECT gpu, pid, pid_start_time FROM leases WHERE expires > ? AND gpu IS NOT NULL",
+        (time.time(),),
     ).fetchall()
     return {row[0] for row in rows if process_alive(row[1], row[2])}
 
@@ -118,34 +126,19 @@ def process_alive(pid: int, start_time: float) -> bool:
         return False
 
 
-def training_run_on(db: sqlite3.Connection, device: str) -> tuple[str, str] | None:
-    """(id, name) of the run training on `device`, or None."""
-    exists = db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='runs'")
-    if exists.fetchone() is None:
-        return None  # no queue yet, so nothing trains
-    row = db.execute(
-        "SELECT id, name FROM runs WHERE state='running' AND device=? ORDER BY started LIMIT 1",
-        (device,),
-    ).fetchone()
-    return (row[0], row[1]) if row else None
-
-
-@contextmanager
-def _transaction(path: Path) -> Iterator[sqlite3.Connection]:
-    """A write transaction on the queue's database that holds the lock from the start."""
-    db = sqlite3.connect(path, timeout=30, isolation_level=None)
-    try:
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            db.execute(SCHEMA)
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
-    finally:
-        db.close()
+def choose_gpu(db: sqlite3.Connection) -> str:
+    """The GPU a new lease takes (see the policy above); DeviceBusy when there is none."""
+    gpus = gpu_indices()
+    training = running_gpus(db, gpus)
+    leased = leased_gpus(db)
+    idle = [gpu for gpu in gpus if gpu not in training and gpu not in leased]
+    shared = [gpu for gpu in gpus if gpu in leased and gpu not in training]
+    waiting = overdue_gpu_run(db, time.time()) if idle else None
+    if idle and waiting is None:
+        return idle[0]
+    if shared:
+        return shared[0]
+    raise _busy(gpus, training, waiting)
 
 
 # ---------------------------------------------------------------- one lease
@@ -156,31 +149,29 @@ class DeviceLease:
     """A lease on one device for this process; `acquire`, `renew` while in use, `release`."""
 
     workspace: Workspace
-    device: str
+    device: str  # what the work asked for ("cuda"); the lease names the GPU it got
     holder: str
     ttl: float
     lease_id: int | None = None
+    gpu: str | None = None  # as CUDA_VISIBLE_DEVICES names it; torch_device(gpu) loads there
 
     @property
     def database(self) -> Path:
-        return self.workspace.root / DATABASE
+        return self.workspace.root / queue_db.DATABASE
 
     def acquire(self) -> DeviceLease:
-        """Take the lease; raise DeviceBusy when a run is training on the device."""
-        key = device_key(self.device)
+        """Take a lease on one GPU; raise DeviceBusy when none can be had."""
         pid = os.getpid()
         now = time.time()
-        with _transaction(self.database) as db:
-            running = training_run_on(db, key)
-            if running is not None:
-                raise DeviceBusy(key, *running)
+        with queue_db.transaction(self.database) as db:
             _forget_dead_leases(db)
+            gpu = choose_gpu(db)
             cursor = db.execute(
-                "INSERT INTO leases (device, holder, pid, pid_start_time, acquired, expires)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (key, self.holder, pid, psutil.Process(pid).create_time(), now, now + self.ttl),
+                "INSERT INTO leases (device, gpu, holder, pid, pid_start_time, acquired, expires)"
+                " VALUES ('cuda', ?, ?, ?, ?, ?, ?)",
+                (gpu, self.holder, pid, psutil.Process(pid).create_time(), now, now + self.ttl),
             )
-            self.lease_id = cursor.lastrowid
+            self.lease_id, self.gpu = cursor.lastrowid, gpu
         return self
 
     def renew(self, ttl: float | None = None) -> bool:
@@ -188,7 +179,7 @@ class DeviceLease:
         if self.lease_id is None:
             return False
         self.ttl = self.ttl if ttl is None else ttl
-        with _transaction(self.database) as db:
+        with queue_db.transaction(self.database) as db:
             cursor = db.execute(
                 "UPDATE leases SET expires=? WHERE id=?", (time.time() + self.ttl, self.lease_id)
             )
@@ -198,7 +189,7 @@ class DeviceLease:
         """Give the device back, then let the queue start what waited for it."""
         if self.lease_id is None:
             return
-        with _transaction(self.database) as db:
+        with queue_db.transaction(self.database) as db:
             db.execute("DELETE FROM leases WHERE id=?", (self.lease_id,))
         self.lease_id = None
         if dispatch:
@@ -220,7 +211,7 @@ def _forget_dead_leases(db: sqlite3.Connection) -> None:
 def lease_device(
     workspace: Workspace, device: str, holder: str, ttl: float | None = None
 ) -> Iterator[DeviceLease]:
-    """Hold a lease on `device` for the block; DeviceBusy when a run trains on it."""
+    """Hold a lease on a GPU for the block; DeviceBusy when none can be had."""
     lease = DeviceLease(workspace, device, holder, ttl or idle_seconds() + EXPIRY_MARGIN_SECONDS)
     lease.acquire()
     try:
@@ -250,29 +241,44 @@ class Placement:
 
 
 def place(
-    workspace: Workspace, preference: str, holder: str, ttl: float | None = None
+    workspace: Workspace,
+    preference: str,
+    holder: str,
+    ttl: float | None = None,
+    wait_seconds: float | None = None,
 ) -> Placement:
-    """The device the policy gives this work; the caller releases the placement when done."""
+    """The device the policy gives this work; the caller releases the placement when done.
+    GPU work waits up to `wait_seconds` (FTUI_GPU_LEASE_WAIT_SECONDS) for a free GPU, then
+    runs on the CPU with a note saying why."""
     from ftui.models import choose_device
 
     device = choose_device(preference)
-    if device_key(device) == "cpu":
+    if not device.startswith("cuda"):
         return Placement(device)
     lease = DeviceLease(workspace, device, holder, ttl or idle_seconds() + EXPIRY_MARGIN_SECONDS)
-    try:
-        lease.acquire()
-    except DeviceBusy as busy:
-        return Placement("cpu", note=busy.note)
-    return Placement(device, lease)
+    wait = wait_seconds_default() if wait_seconds is None else wait_seconds
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            lease.acquire()
+            return Placement(torch_device(lease.gpu or ""), lease)
+        except DeviceBusy as busy:
+            if time.monotonic() >= deadline:
+                return Placement("cpu", note=busy.note)
+        time.sleep(WAIT_POLL_SECONDS)
 
 
 @contextmanager
 def place_work(
-    workspace: Workspace, preference: str, holder: str, ttl: float | None = None
+    workspace: Workspace,
+    preference: str,
+    holder: str,
+    ttl: float | None = None,
+    wait_seconds: float | None = None,
 ) -> Iterator[Placement]:
     """`place` for one block of work: the lease (if any) is given back when the block ends.
     Drop every reference to models loaded on the device inside the block."""
-    placement = place(workspace, preference, holder, ttl)
+    placement = place(workspace, preference, holder, ttl, wait_seconds)
     try:
         yield placement
     finally:

@@ -6,10 +6,12 @@
     jobs.cancel(run_id) / jobs.resume(run_id) / jobs.delete(run_id)
     rows = jobs.list()                       # history, newest first, with queue positions
 
-One run at a time per device ("cpu" or "cuda"); the rest wait in FIFO order. The queue needs
-no daemon: whoever changes it calls `dispatch` (submit, resume, the UI's refresh, and each
-run's supervisor as it finishes), and SQLite's write lock makes the claim-and-launch step
-atomic across processes. The run folder stays the source of truth for a run — status.json,
+Each GPU is a slot: a run takes `train.num_processes` free GPUs, recorded in the runs table
+and status.json, and its trainer sees only those; the CPU is one slot (ftui.runs.gpu_slots
+has the rules, the no-starvation limit included). The queue needs no daemon: whoever changes
+it calls `dispatch` (submit, resume, the UI's refresh, and each run's supervisor as it
+finishes), and SQLite's write lock makes the claim-and-launch step atomic across processes,
+so no GPU is given twice. The run folder stays the source of truth for a run — status.json,
 metrics.jsonl, the saved adapter; the database indexes them for listing and ordering.
 
 The queue cannot wedge: a row whose folder, working folder or status.json is missing or
@@ -26,13 +28,15 @@ import errno
 import shutil
 import sqlite3
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 from ftui.config import FtuiConfig
-from ftui.runs.device_lease import leased_devices
+from ftui.runs import queue_db
+from ftui.runs.device_lease import leased_gpus
+from ftui.runs.gpu_slots import SlotBook, device_key, format_gpus, unfit_reason
+from ftui.runs.queue_db import DATABASE
 from ftui.runs.run_inputs import changed_inputs, fingerprint_inputs, write_inputs
 from ftui.runs.rundir import FINISHED, RunDir, create_run_dir
 from ftui.runs.runner import (
@@ -46,33 +50,6 @@ from ftui.runs.runner import (
 from ftui.server.hub_auth import trainer_environment
 from ftui.workspace import Workspace
 
-DATABASE = "ftui.db"
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    id TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    owner TEXT NOT NULL,
-    state TEXT NOT NULL,
-    device TEXT NOT NULL,
-    model TEXT NOT NULL,
-    method TEXT NOT NULL,
-    dataset TEXT NOT NULL,
-    created REAL NOT NULL,
-    queued REAL NOT NULL,
-    resume INTEGER NOT NULL DEFAULT 0,
-    cwd TEXT NOT NULL,
-    started REAL,
-    finished REAL,
-    steps INTEGER,
-    train_loss REAL,
-    eval_loss REAL,
-    tokens REAL,
-    error TEXT,
-    server_token INTEGER NOT NULL DEFAULT 0
-);
-"""
-# Rows from before a column existed get its default (no server token: the safe side).
-ADDED_COLUMNS = {"server_token": "INTEGER NOT NULL DEFAULT 0"}
 # A run whose supervisor and trainer are both gone this long after its last word is dead.
 STARTUP_GRACE_SECONDS = 10.0
 
@@ -85,20 +62,8 @@ class Jobs:
     def __init__(self, workspace: Workspace) -> None:
         self.workspace = workspace
         self.path = workspace.root / DATABASE
-        with self._connect() as db:
-            db.executescript(SCHEMA)
-        self._add_missing_columns()
-
-    def _add_missing_columns(self) -> None:
-        with self._connect() as db:  # a read first: most opens need no write lock
-            present = {row["name"] for row in db.execute("PRAGMA table_info(runs)")}
-        if set(ADDED_COLUMNS) <= present:
-            return
-        with self._transaction() as db:
-            present = {row["name"] for row in db.execute("PRAGMA table_info(runs)")}
-            for name, definition in ADDED_COLUMNS.items():
-                if name not in present:
-                    db.execute(f"ALTER TABLE runs ADD COLUMN {name} {definition}")
+        with self._connect():
+            pass  # creates the tables, or brings an older file's columns up to date
 
     # ------------------------------------------------------------ actions
 
@@ -119,24 +84,27 @@ class Jobs:
         run = create_run_dir(config, self.workspace)
         write_inputs(run, fingerprint_inputs(config, folder))
         now = time.time()
+        device = device_key(config)
+        gpus_wanted = config.train.num_processes if device == "cuda" else 0  # one per process
         with self._connect() as db:
             db.execute(
                 "INSERT INTO runs (id, name, owner, state, device, model, method, dataset,"
-                " created, queued, cwd, server_token)"
-                " VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)",
+                " created, queued, cwd, server_token, gpus_wanted)"
+                " VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
-                    run.run_id, config.name, owner, device_key(config),
+                    run.run_id, config.name, owner, device,
                     config.model.name_or_path, config.method.name, config.data.path,
-                    now, now, str(folder), int(server_token),
+                    now, now, str(folder), int(server_token), gpus_wanted,
                 ),
             )  # fmt: skip
         self.dispatch()
         return run
 
     def dispatch(self) -> list[str]:
-        """Start the oldest queued run on every idle device; return the ids started.
+        """Start every queued run whose slots are free, oldest first; return the ids started.
 
-        A run that cannot start is marked failed and the next one is tried.
+        GPUs are chosen and the run claimed in one write transaction. A run that cannot start
+        is marked failed and the next one is tried.
         """
         started: list[str] = []
         with self._connect() as db:  # a read first: no write lock while nothing is active
@@ -145,29 +113,45 @@ class Jobs:
                 return started
         with self._transaction() as db:
             self._sync(db)
-            running = db.execute("SELECT device FROM runs WHERE state='running'")
-            busy = {row["device"] for row in running} | leased_devices(db)
+            book = SlotBook.read(db, time.time(), leased_gpus(db))
             queued = db.execute("SELECT * FROM runs WHERE state='queued' ORDER BY queued, id")
             for row in queued.fetchall():
-                if row["device"] not in busy and self._start(db, row):
-                    busy.add(row["device"])
+                wanted = self._gpus_wanted(row)
+                unfit = unfit_reason(wanted, book.gpus)  # never starts here: fail, don't block
+                if unfit:
+                    run = RunDir(self.workspace.runs / row["id"])
+                    _fail_row(db, row["id"], run, f"Could not start the run: {unfit}")
+                    continue
+                gpus = book.take(row["device"], wanted, row["queued"])
+                if gpus is None:
+                    continue
+                if self._start(db, row, gpus):
                     started.append(row["id"])
+                else:
+                    book.give_back(gpus, row["device"])
         return started
 
-    def _start(self, db: sqlite3.Connection, row: sqlite3.Row) -> bool:
-        """Launch one queued run; on failure mark it failed and return False."""
+    def _gpus_wanted(self, row: sqlite3.Row) -> int:
+        """GPUs the run asked for; rows from before the column read the run's config."""
+        if row["device"] != "cuda" or row["gpus_wanted"] is not None:
+            return row["gpus_wanted"] or 0
+        with contextlib.suppress(OSError, ValueError):
+            return RunDir(self.workspace.runs / row["id"]).read_config().train.num_processes
+        return 1  # unreadable: the start fails on it and says why
+
+    def _start(self, db: sqlite3.Connection, row: sqlite3.Row, gpus: list[str]) -> bool:
+        """Launch one claimed run on `gpus`; on failure mark it failed and return False."""
         run = RunDir(self.workspace.runs / row["id"])
         try:
             self.run_dir(row["id"])  # refuses an id with path parts
-            run.write_status("queued", resume=bool(row["resume"]))
-            launch(run, cwd=row["cwd"], env=trainer_environment(bool(row["server_token"])))
+            launch_claimed_run(run, row, gpus)
         except (OSError, ValueError, LaunchError) as exc:
             reason = _os_reason(exc, run) if isinstance(exc, OSError) else str(exc)
             _fail_row(db, row["id"], run, f"Could not start the run: {reason}")
             return False
         db.execute(
-            "UPDATE runs SET state='running', started=COALESCE(started, ?) WHERE id=?",
-            (time.time(), row["id"]),
+            "UPDATE runs SET state='running', gpus=?, started=COALESCE(started, ?) WHERE id=?",
+            (format_gpus(gpus), time.time(), row["id"]),
         )
         return True
 
@@ -216,12 +200,15 @@ class Jobs:
             _check_resumable_state(run_id, now["state"] if now else "deleted")
             db.execute(
                 "UPDATE runs SET state='queued', resume=1, queued=?, finished=NULL, error=NULL,"
-                " server_token=server_token AND ? WHERE id=? AND state IN ('failed', 'cancelled')",
+                " gpus=NULL, server_token=server_token AND ?"
+                " WHERE id=? AND state IN ('failed', 'cancelled')",
                 (time.time(), int(server_token), run_id),
             )
             try:
                 run.cancel_path.unlink(missing_ok=True)
-                run.write_status("queued", error=None, finished=None, pid=None, supervisor_pid=None)
+                run.write_status(
+                    "queued", error=None, finished=None, pid=None, supervisor_pid=None, gpus=None
+                )
             except OSError as exc:  # rolls the transition back
                 reason = _os_reason(exc, run)
                 raise JobError(f"run {run_id} cannot be queued again: {reason}") from exc
@@ -304,34 +291,21 @@ class Jobs:
 
     # ------------------------------------------------------------ sqlite
 
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        db.row_factory = sqlite3.Row
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            yield db
-        finally:
-            db.close()
+    def _connect(self) -> AbstractContextManager[sqlite3.Connection]:
+        return queue_db.connect(self.path)
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
         """A write transaction that holds SQLite's lock from the start (BEGIN IMMEDIATE)."""
-        with self._connect() as db:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
+        return queue_db.transaction(self.path)
 
 
-def device_key(config: FtuiConfig) -> str:
-    """The device a run occupies: 'cuda' or 'cpu' (one running job each)."""
-    from ftui.models import choose_device
-
-    return "cuda" if choose_device(config.model.device).startswith("cuda") else "cpu"
+def launch_claimed_run(run: RunDir, row: sqlite3.Row, gpus: list[str]) -> None:
+    """Start a run this dispatch has claimed, on `gpus` ([] for the CPU): the local engine, a
+    detached supervisor on this machine, which gives the trainer those GPUs (status.json's
+    `gpus`). The one call another engine (Ray) replaces. Raises OSError, ValueError or
+    LaunchError when the run cannot start."""
+    run.write_status("queued", resume=bool(row["resume"]), gpus=gpus)
+    launch(run, cwd=row["cwd"], env=trainer_environment(bool(row["server_token"])))
 
 
 def summarise(run: RunDir) -> tuple[int | None, float | None, float | None, float | None]:

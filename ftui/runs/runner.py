@@ -1,7 +1,9 @@
 """Start, watch and stop training processes for run directories.
 
-    launch(run)          # starts the supervisor, detached; returns its pid
-    supervise(run)       # (the supervisor's body) runs the trainer, enforces cancel, cleans up
+    launch(run)                  # starts the supervisor, detached; returns its pid
+    supervise_queued_run(run)    # (the supervisor's body) the trainer on the run's GPUs, then
+                                 # the next queued runs
+    supervise(run, command)      # runs the trainer, enforces cancel, cleans up
     request_cancel(run)  # graceful stop now, hard kill after CANCEL_GRACE_SECONDS
 
 Training never runs in the web app's process. `launch` starts a small supervisor,
@@ -18,7 +20,10 @@ It then waits, and:
   replaced) means the kill at once;
 - when the trainer dies without saying how it ended (SIGKILL, the OOM killer, a segfault),
   marks the run failed with the exit reason and the log's last lines;
-- finally asks the job queue to start the next queued run on the same device.
+- finally asks the job queue to start the queued runs that now fit.
+
+The trainer sees only the GPUs the queue gave the run (status.json's `gpus`, as
+CUDA_VISIBLE_DEVICES).
 
 Working directories are the caller's, so relative data paths in a config resolve as they did
 when it was written.
@@ -42,7 +47,8 @@ from pathlib import Path
 
 import psutil
 
-from ftui.config import FtuiConfig, count_cuda_devices
+from ftui.config import FtuiConfig
+from ftui.config.devices import count_cuda_devices
 from ftui.runs.rundir import FINISHED, RunDir, StatusUnreadable
 
 CANCEL_GRACE_SECONDS = float(os.environ.get("FTUI_CANCEL_GRACE_SECONDS", "60"))
@@ -79,16 +85,24 @@ def trainer_command(run: RunDir, config: FtuiConfig, device: str, resume: bool) 
 
 
 def trainer_devices(
-    config: FtuiConfig, device: str, env: Mapping[str, str] | None = None
+    config: FtuiConfig,
+    device: str,
+    env: Mapping[str, str] | None = None,
+    gpus: list[str] | None = None,
 ) -> dict[str, str]:
-    """The trainer's environment: on GPUs, pinned to as many as it has processes.
+    """The trainer's environment: on GPUs, pinned to `gpus` (the queue's assignment), else
+    to as many as it has processes.
 
     Without this a one-process run on a machine with several GPUs sees them all, and the
     Trainer wraps the model in nn.DataParallel over every one (slower, and it takes GPUs
-    another run could use). The first `num_processes` visible GPUs are kept: those named in
-    $CUDA_VISIBLE_DEVICES, else the machine's by index. CPU runs are left as they are."""
+    another run could use). Without an assignment the first `num_processes` visible GPUs are
+    kept: those named in $CUDA_VISIBLE_DEVICES, else the machine's by index. CPU runs are
+    left as they are."""
     child = dict(os.environ if env is None else env)
     if device != "cuda":
+        return child
+    if gpus:
+        child["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
         return child
     visible = child.get("CUDA_VISIBLE_DEVICES")
     if visible is not None:
@@ -100,10 +114,16 @@ def trainer_devices(
     return child
 
 
-def launch(run: RunDir, cwd: str | Path | None = None, env: Mapping[str, str] | None = None) -> int:
+def launch(
+    run: RunDir,
+    cwd: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+    supervisor: list[str] | None = None,
+) -> int:
     """Start the supervisor for `run`, detached; record and return its pid.
 
     `env` is the supervisor's (and so the trainer's) environment; None inherits this one.
+    `supervisor` is its argv (default `python -m ftui supervise RUN`).
     Raises LaunchError when the working folder is gone, OSError when the disk refuses.
     """
     folder = Path(cwd or Path.cwd())
@@ -112,7 +132,7 @@ def launch(run: RunDir, cwd: str | Path | None = None, env: Mapping[str, str] | 
             f"its working folder {folder} no longer exists, so relative data paths cannot "
             "be found; submit the run again from an existing folder"
         )
-    command = [sys.executable, "-m", "ftui", "supervise", str(run.path)]
+    command = supervisor or [sys.executable, "-m", "ftui", "supervise", str(run.path)]
     with run.log_path.open("ab") as log:
         process = subprocess.Popen(
             command, cwd=folder, env=None if env is None else dict(env),
@@ -126,6 +146,25 @@ def launch(run: RunDir, cwd: str | Path | None = None, env: Mapping[str, str] | 
         "running", supervisor_pid=process.pid, supervisor_started=started, heartbeat=time.time()
     )
     return process.pid
+
+
+def supervise_queued_run(run: RunDir, trainer: list[str] | None = None) -> int:
+    """The detached supervisor's whole job (`ftui supervise RUN`): run the trainer — `trainer`
+    or `trainer_command` — on the GPUs the queue gave the run (status.json's `gpus`), then
+    let the queue start what now fits. Returns `supervise`'s exit code."""
+    from ftui.runs.gpu_slots import device_key
+    from ftui.runs.jobs import Jobs
+    from ftui.workspace import Workspace
+
+    config = run.read_config()
+    status = run.read_status()
+    assigned = status.get("gpus")  # the GPU names the queue gave it: ["0", "1"]
+    gpus = [str(gpu) for gpu in assigned] if isinstance(assigned, list) else []
+    device = "cuda" if gpus else device_key(config)
+    command = trainer or trainer_command(run, config, device, bool(status.get("resume")))
+    code = supervise(run, command, trainer_devices(config, device, gpus=gpus))
+    Jobs(Workspace(run.path.parent.parent)).dispatch()
+    return code
 
 
 def supervise(run: RunDir, command: list[str], env: Mapping[str, str] | None = None) -> int:

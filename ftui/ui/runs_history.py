@@ -1,6 +1,6 @@
 """The run history and the comparison of runs, as plain values for the Train tab.
 
-    history_frame(jobs.list())            # one row per run: losses, duration, tokens, queue
+    history_frame(jobs.list())            # one row per run: GPUs, losses, duration, tokens, queue
     compare_runs(jobs, [id, ...])         # overlaid loss curves and the config keys that differ
 
 Read from the job index rows and each run's folder (metrics.jsonl, config.yaml); no gradio.
@@ -21,7 +21,7 @@ from ftui.ui.runs_view import duration_of, loss_frame
 from ftui.units import format_duration
 
 HISTORY_COLUMNS = [
-    "run", "state", "owner", "model", "method", "dataset", "steps",
+    "run", "state", "gpus", "owner", "model", "method", "dataset", "steps",
     "train loss", "eval loss", "duration", "tokens", "queue",
 ]  # fmt: skip
 
@@ -30,11 +30,13 @@ HISTORY_COLUMNS = [
 
 
 def history_frame(rows: list[dict[str, Any]], now: float | None = None) -> pd.DataFrame:
-    """One row per run, newest first, with final losses, duration, tokens and queue place."""
+    """One row per run, newest first, with its GPUs ("0,1"; "-" for none: a CPU run, or not
+    started yet), final losses, duration, tokens and queue place."""
     records = [
         [
             row["id"],
             row["state"],
+            row.get("gpus") or "-",
             row["owner"],
             row["model"],
             row["method"],

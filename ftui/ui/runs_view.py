@@ -102,9 +102,13 @@ def current_step(metrics: list[dict[str, Any]], status: dict[str, Any]) -> tuple
 
 
 def state_text(row: dict[str, Any]) -> str:
-    """The run's state, with its place in the queue when it waits."""
+    """The run's state, with its place in the queue when it waits and its GPUs while it runs."""
     if row.get("state") == "queued" and row.get("position"):
-        return f"queued (#{row['position']} in line for {row.get('device', 'the device')})"
+        device = "the GPUs" if row.get("device") == "cuda" else row.get("device", "the device")
+        return f"queued (#{row['position']} in line for {device})"
+    if row.get("state") == "running" and row.get("gpus"):
+        gpus = row["gpus"]
+        return f"running on GPU{'s' if ',' in gpus else ''} {gpus}"
     return str(row.get("state", "unknown"))
 
 
