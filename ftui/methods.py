@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 
 from ftui.data.layouts import FORMATS
 
-OBJECTIVES: tuple[str, ...] = ("instruction", "domain", "dpo")
+OBJECTIVES: tuple[str, ...] = ("instruction", "domain", "dpo", "kto")
 
 
 @dataclass(frozen=True)
@@ -274,9 +274,9 @@ METHODS: dict[str, MethodInfo] = {
 
 TRAINING_METHODS: tuple[str, ...] = tuple(name for name, info in METHODS.items() if info.trains)
 
-# Raw text trains by continued pretraining, preference pairs by DPO; every other data format
-# (the conversational ones) by instruction tuning.
-_OBJECTIVE_OF_FORMAT = {"text": "domain", "preference": "dpo"}
+# Raw text trains by continued pretraining, preference pairs by DPO, unpaired good/bad answers
+# by KTO; every other data format (the conversational ones) by instruction tuning.
+_OBJECTIVE_OF_FORMAT = {"text": "domain", "preference": "dpo", "kto": "kto"}
 
 TABLE_COLUMNS = (
     "trainable_params",
@@ -300,8 +300,19 @@ def compatible_formats(objective: str) -> list[str]:
     return [fmt for fmt in FORMATS if _OBJECTIVE_OF_FORMAT.get(fmt, "instruction") == objective]
 
 
+def objective_problem(objective: str, batch_size: int) -> str | None:
+    """Why train.batch_size cannot train this objective (the config's check), or None."""
+    if objective == "kto" and batch_size < 2:
+        return (
+            "method.objective kto needs train.batch_size of at least 2: KTO estimates its "
+            "reference term from the other rows of a batch; use 2 or more, e.g. 4"
+        )
+    return None
+
+
 def objective_for_format(data_format: str | None) -> str | None:
-    """The objective a detected data format trains with (text -> domain, pairs -> dpo)."""
+    """The objective a detected data format trains with (text -> domain, pairs -> dpo,
+    labelled answers -> kto)."""
     if data_format not in FORMATS:
         return None
     return _OBJECTIVE_OF_FORMAT.get(data_format, "instruction")

@@ -51,6 +51,8 @@ CPU_SLOW_PARAMS = 1_500_000_000  # training above this on CPU takes days
 LORA_RANK = {"baseline": 8, "good": 16, "best": 32}
 OBJECTIVE_NOTES = {
     "dpo": "Your data holds preference pairs, so the objective is DPO.",
+    "kto": "Your data holds answers labelled good or bad, so the objective is KTO (it needs "
+    "a batch size of 2 or more).",
     "domain": "Raw text on a domain task: continued pretraining (objective 'domain') "
     "teaches the domain's language.",
 }

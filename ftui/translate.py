@@ -325,6 +325,19 @@ def dpo_arguments(
     )
 
 
+def kto_arguments(
+    config: FtuiConfig, output_dir: Any, device: str, dtype: Any, has_validation: bool
+) -> Any:
+    """TRL's KTOConfig for answers labelled good or bad; the reference is the base, as DPO's."""
+    from trl import KTOConfig
+
+    return KTOConfig(
+        **_common_arguments(config, output_dir, device, dtype, has_validation),
+        beta=config.method.dpo_beta,
+        max_length=config.data.max_length,
+    )
+
+
 def _common_arguments(
     config: FtuiConfig, output_dir: Any, device: str, dtype: Any, has_validation: bool
 ) -> dict[str, Any]:

@@ -98,7 +98,8 @@ BAD_FILES = [
     ("png-named-csv", "image.csv", b"\x89PNG\r\n\x1a\n" + bytes(64), {}, ["PNG image"]),
     ("zip-named-jsonl", "archive.jsonl", zip_bytes(), {}, ["ZIP archive", "Unzip"]),
     ("gzip-named-json", "rows.json", gzip.compress(jsonl(GOOD_ALPACA)), {}, ["gzip"]),
-    ("utf16-csv", "wide.csv", "instruction,output\na,b\n".encode("utf-16"), {}, ["UTF-16"]),
+    # UTF-16 CSVs with a BOM are read (tests/test_layouts_spreadsheets.py); JSON must be UTF-8
+    ("utf16-json", "wide.json", '[{"text": "a"}]'.encode("utf-16"), {}, ["UTF-16"]),
     (
         "json-that-is-jsonl",
         "rows.json",
@@ -121,11 +122,11 @@ BAD_FILES = [
         ["not a Parquet file", "PAR1"],
     ),
     (
-        "unsupported-xlsx",
-        "sheet.xlsx",
+        "unsupported-xls",
+        "sheet.xls",
         zip_bytes(),
         {},
-        ["unsupported file type '.xlsx'", ".csv, .tsv, .json, .jsonl, .parquet, .txt"],
+        ["unsupported file type '.xls'", ".csv, .tsv, .json, .jsonl, .parquet, .txt, .xlsx"],
     ),
     (
         "unknown-columns",
@@ -156,11 +157,11 @@ BAD_FILES = [
         ["row 1", "messages should be a list", "a string"],
     ),
     (
-        "chat-content-not-string",
+        "chat-content-not-string",  # text parts are read; an object is neither text nor parts
         "chat.jsonl",
-        jsonl(chat(HELLO, ("assistant", [{"type": "text", "text": "Hi"}]))),
+        jsonl(chat(HELLO, ("assistant", {"text": "Hi"}))),
         {},
-        ["row 1", "message 2 (assistant) content should be a string but is a list"],
+        ["row 1", "message 2 (assistant) content should be a string but is an object"],
     ),
     (
         "sharegpt-bad-from",
@@ -231,7 +232,14 @@ BAD_FILES = [
     ),
     ("header-only-csv", "header.csv", b"instruction,output\n", {}, ["no data rows"]),
     ("duplicate-header", "dup.csv", b"instruction,output,output\na,b,c\n", {}, ["twice"]),
-    ("tsv-named-csv", "tabs.csv", b"instruction\toutput\na\tb\n", {}, ["Rename", ".tsv"]),
+    # a TSV named .csv is read (the delimiter is sniffed); a ragged row is still refused
+    (
+        "ragged-semicolons",
+        "semi.csv",
+        b"instruction;output\na;b\nc;d;e\n",
+        {},
+        ["line 3", "3 fields"],
+    ),
     ("missing-file", "nowhere.jsonl", None, {}, ["nowhere.jsonl", "file not found"]),
     (
         "json-object-not-rows",
@@ -441,7 +449,7 @@ def test_report_to_dict_has_the_documented_keys(tmp_path):
     data = check_file(path).to_dict()
     assert set(data) == {
         "file", "format", "confident", "rows", "columns", "empty_rows", "duplicate_rows",
-        "ok", "problems", "reason",
+        "ok", "problems", "reason", "layout", "features", "read_as",
     }  # fmt: skip
     assert data["ok"] is True
     assert data["columns"] == {"instruction": "instruction", "output": "output"}

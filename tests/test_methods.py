@@ -136,13 +136,15 @@ def test_objectives_and_their_data_formats():
     assert compatible_formats("instruction") == ["alpaca", "chat", "sharegpt", "prompt_completion"]
     assert compatible_formats("domain") == ["text"]
     assert compatible_formats("dpo") == ["preference"]
+    assert compatible_formats("kto") == ["kto"]
     assert sorted(sum((compatible_formats(o) for o in OBJECTIVES), [])) == sorted(FORMATS)
-    assert METHODS["lora"].objectives == ("instruction", "domain", "dpo")
+    assert METHODS["lora"].objectives == ("instruction", "domain", "dpo", "kto")
     assert METHODS["few_shot"].objectives == ("instruction",)
     with pytest.raises(ValueError, match="unknown objective"):
         compatible_formats("rlhf")
     assert objective_for_format("text") == "domain"
     assert objective_for_format("preference") == "dpo"
+    assert objective_for_format("kto") == "kto"
     assert objective_for_format("alpaca") == objective_for_format("chat") == "instruction"
     assert objective_for_format(None) is objective_for_format("auto") is None
 

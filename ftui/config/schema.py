@@ -21,16 +21,16 @@ from typing import ClassVar, Literal
 
 from ftui.config.devices import count_devices
 from ftui.config.fields import ConfigError, Section, setting, type_hints
-from ftui.methods import METHODS
+from ftui.methods import METHODS, objective_problem
 
 DEFAULT_MODEL = "default"  # the bundled SmolLM2-135M-Instruct
 MAX_SEED = 2**32 - 1  # numpy's seeds are 32-bit
 MAX_PROCESSES = 64  # a hard ceiling; check_runnable() also holds it to this machine's devices
 
 DataFormat = Literal[
-    "auto", "alpaca", "chat", "sharegpt", "prompt_completion", "text", "preference"
+    "auto", "alpaca", "chat", "sharegpt", "prompt_completion", "text", "preference", "kto"
 ]
-Objective = Literal["instruction", "domain", "dpo"]
+Objective = Literal["instruction", "domain", "dpo", "kto"]
 MethodName = Literal[
     "full",
     "freeze",
@@ -140,7 +140,7 @@ class MethodConfig(Section):
     objective: Objective = setting(
         "instruction",
         "instruction = loss on responses only; domain = continued pretraining on raw text; "
-        "dpo = preference pairs.",
+        "dpo = preference pairs; kto = answers labelled good or bad (unpaired).",
         label="Objective",
     )
     lora_r: int = setting(
@@ -221,10 +221,8 @@ class MethodConfig(Section):
         min=1, max=65536, slider=(8, 1024, 8), tab="method",
     )  # fmt: skip
     dpo_beta: float = setting(
-        0.1,
-        "DPO: how far the model may move from the reference (the base); higher = stay closer.",
-        label="DPO beta",
-        min=0, max=100, min_open=True,
+        0.1, "DPO and KTO: how far the model may move from the reference (the base); "
+        "higher = stay closer.", label="DPO/KTO beta", min=0, max=100, min_open=True,
     )  # fmt: skip
 
 
@@ -373,6 +371,8 @@ class FtuiConfig:
                 "train.early_stopping_patience keeps the best checkpoint, so train.save_every "
                 f"({train.save_every}) must be a multiple of train.eval_every ({train.eval_every})"
             )
+        if problem := objective_problem(self.method.objective, train.batch_size):
+            raise ConfigError(problem)
         method = METHODS[self.method.name]
         if self.train.gradient_checkpointing and not method.gradient_checkpointing:
             raise ConfigError(

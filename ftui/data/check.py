@@ -2,15 +2,19 @@
 
 `check_file(path)` never raises for bad data: whatever is wrong ends up in the `CheckReport`
 as a `Problem` (error or warning) naming the row and column. The Data tab shows the report,
-and `ftui data check FILE [--json]` prints it (exit 0 when `report.ok`, else 2).
+and `ftui data check FILE [--json]` prints it (exit 0 when `report.ok`, else 2): the format,
+the layout (the format and what its rows use: tools, tool calls, turn weights) and how the
+file was read (a CSV's delimiter and encoding, a spreadsheet's sheet). The row checks
+themselves live in `ftui.data.row_checks`.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import pandas as pd
 
@@ -19,28 +23,18 @@ from ftui.data.examples import is_blank, to_example
 from ftui.data.formats import detect_format, resolve_columns
 from ftui.data.layouts import FORMAT_ROLES, FORMATS
 from ftui.data.reading import read_table
+from ftui.data.row_checks import (
+    Problem,
+    example_problems,
+    label_balance_problem,
+    label_column_problem,
+)
+from ftui.data.tools import uses_tools
 from ftui.workspace import DEFAULT_MAX_UPLOAD_BYTES
 
 MAX_ROW_PROBLEMS = 50  # listed one by one; the rest are summed up in one line
 MAX_ROWS_NAMED = 10  # row numbers quoted in the empty/duplicate warnings
 MIN_ROWS = 2  # fewer teaches nothing and leaves none to validate on
-
-
-@dataclass
-class Problem:
-    severity: Literal["error", "warning"]
-    message: str
-    row: int | None = None  # 1-based data row
-    column: str | None = None
-
-    def __str__(self) -> str:
-        where = []
-        if self.row is not None:
-            where.append(f"row {self.row}")
-        if self.column is not None:
-            where.append(f"column '{self.column}'")
-        prefix = f"{', '.join(where)}: " if where else ""
-        return f"{self.severity}: {prefix}{self.message}"
 
 
 @dataclass
@@ -54,6 +48,15 @@ class CheckReport:
     empty_rows: int = 0
     duplicate_rows: int = 0
     reason: str = ""
+    features: list[str] = field(default_factory=list)  # tools, tool calls, turn weights...
+    read_as: dict[str, str] = field(default_factory=dict)  # delimiter, encoding, sheet
+
+    @property
+    def layout(self) -> str:
+        """The format and what its rows use, e.g. 'chat with tools, tool calls'."""
+        if self.format is None:
+            return "unknown"
+        return f"{self.format} with {', '.join(self.features)}" if self.features else self.format
 
     @property
     def errors(self) -> list[Problem]:
@@ -72,6 +75,9 @@ class CheckReport:
         return {
             "file": self.file,
             "format": self.format,
+            "layout": self.layout,
+            "features": list(self.features),
+            "read_as": dict(self.read_as),
             "confident": self.confident,
             "rows": self.rows,
             "columns": {role: str(column) for role, column in self.columns.items()},
@@ -86,7 +92,9 @@ class CheckReport:
         """A headline (`file: format, N rows — OK`) and one line per problem."""
         name = self.file or "(data)"
         rows = f"{self.rows} row{'s' * (self.rows != 1)}"
-        head = f"{name}: {self.format or 'unknown format'}, {rows} — {self._verdict()}"
+        layout = self.layout if self.format else "unknown format"
+        read = f" ({_read_as_text(self.read_as)})" if self.read_as else ""
+        head = f"{name}: {layout}, {rows}{read} — {self._verdict()}"
         lines = [head, *(f"  {problem}" for problem in self.problems[:limit])]
         if len(self.problems) > limit:
             lines.append(f"  ... and {len(self.problems) - limit} more")
@@ -127,6 +135,7 @@ def check_dataframe(
     """Detect (or take) the format, map the columns and list every row's problems."""
     fmt, confident, reason = _choose_format(df, format, columns)
     report = CheckReport(file, fmt, confident, len(df), {}, reason=reason)
+    report.read_as = {key: str(value) for key, value in df.attrs.get("read_as", {}).items()}
     if fmt is None:
         hint = "Pass a column mapping (e.g. instruction: question, output: answer) or a format."
         report.problems.append(Problem("error", f"{reason}. {hint}"))
@@ -138,6 +147,9 @@ def check_dataframe(
         return report
     if not confident:
         report.problems.append(Problem("warning", f"format guessed: {reason}"))
+    labelled = label_column_problem(df, fmt, report.columns)
+    if labelled is not None:
+        report.problems.append(labelled)
     try:
         _check_rows(df, report)
     except Exception as exc:  # a checker bug must still give a report, not a traceback
@@ -170,6 +182,8 @@ def _check_rows(df: pd.DataFrame, report: CheckReport) -> None:
     empty: list[int] = []
     duplicates: list[int] = []
     seen: set[bytes] = set()
+    labels: Counter = Counter()
+    features: set[str] = set()
     for number, row in enumerate(df.to_dict("records"), start=1):
         if all(is_blank(row.get(column)) for column in columns.values()):
             empty.append(number)
@@ -179,7 +193,10 @@ def _check_rows(df: pd.DataFrame, report: CheckReport) -> None:
         except DataError as err:
             row_problems.append(Problem("error", _describe(err), number, err.column))
             continue
-        row_problems.extend(_example_problems(example, fmt, columns, number))
+        row_problems.extend(example_problems(example, fmt, columns, number))
+        features |= example_features(example)
+        if fmt == "kto":
+            labels[example["label"]] += 1
         key = hashlib.blake2b(repr(example).encode(), digest_size=16).digest()
         if key in seen:
             duplicates.append(number)
@@ -187,62 +204,27 @@ def _check_rows(df: pd.DataFrame, report: CheckReport) -> None:
     report.problems.extend(_capped(row_problems))
     report.empty_rows, report.duplicate_rows = len(empty), len(duplicates)
     report.problems.extend(_row_set_problems(empty, duplicates, report.rows))
+    balance = label_balance_problem(labels) if fmt == "kto" else None
+    report.problems.extend([balance] if balance else [])
+    report.features = [name for name in FEATURES if name in features]
 
 
-def _example_problems(example: dict, fmt: str, columns: dict[str, str], row: int) -> list[Problem]:
-    """What makes a well-formed row useless for training (nothing to learn from)."""
-    if fmt in ("alpaca", "prompt_completion"):
-        reply_role = "output" if fmt == "alpaca" else "completion"
-        prompt_role = "instruction" if fmt == "alpaca" else "prompt"
-        turns = [m for m in example["messages"] if m["role"] != "system"]
-        problems = []
-        if not _text_of(turns, "assistant").strip():
-            problems.append(Problem("error", f"{reply_role} is empty", row, columns[reply_role]))
-        if not _text_of(turns, "user").strip():
-            column = columns.get(prompt_role)
-            problems.append(Problem("warning", f"{prompt_role} is empty", row, column))
-        return problems
-    if fmt in ("chat", "sharegpt"):
-        return _conversation_problems(example["messages"], columns[FORMAT_ROLES[fmt][0][0]], row)
-    if fmt == "preference":
-        return _preference_problems(example, columns, row)
-    return []
+FEATURES = ("tools", "tool calls", "tool results", "turn weights")
 
 
-def _conversation_problems(messages: list[dict], column: str, row: int) -> list[Problem]:
-    if not messages:
-        return [Problem("error", "the conversation has no messages", row, column)]
-    roles = [m["role"] for m in messages]
-    if "assistant" not in roles:
-        message = (
-            f"no assistant turn (roles found: {', '.join(roles)}); add the reply the model "
-            "should learn as a message with role 'assistant'"
-        )
-        return [Problem("error", message, row, column)]
-    return [
-        Problem("error", f"message {index} (assistant) is empty", row, column)
-        for index, m in enumerate(messages, start=1)
-        if m["role"] == "assistant" and not m["content"].strip()
-    ]
+def example_features(example: dict) -> set[str]:
+    """Which of FEATURES a normalised example uses."""
+    offers, calls = uses_tools(example)
+    messages = [m for key in ("messages", "prompt", "completion") for m in example.get(key, [])]
+    found = {"tools"} if offers else set()
+    found |= {"tool calls"} if calls else set()
+    found |= {"tool results"} if any(m["role"] == "tool" for m in messages) else set()
+    found |= {"turn weights"} if any("weight" in m for m in messages) else set()
+    return found
 
 
-def _preference_problems(example: dict, columns: dict[str, str], row: int) -> list[Problem]:
-    problems = [
-        Problem("error", f"{side} is empty", row, columns[side])
-        for side in ("chosen", "rejected")
-        if not "".join(m["content"] for m in example[side]).strip()
-    ]
-    if not problems and example["chosen"] == example["rejected"]:
-        message = (
-            "chosen and rejected are identical, so the pair teaches nothing; make the rejected "
-            "answer the worse one, or remove the row"
-        )
-        problems.append(Problem("error", message, row))
-    return problems
-
-
-def _text_of(messages: list[dict], role: str) -> str:
-    return "".join(m["content"] for m in messages if m["role"] == role)
+def _read_as_text(read_as: dict[str, str]) -> str:
+    return ", ".join(f"{key} {value}" for key, value in read_as.items())
 
 
 def _capped(problems: list[Problem]) -> list[Problem]:

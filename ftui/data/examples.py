@@ -2,12 +2,16 @@
 
 `to_example` normalises one row, given its format and role -> column mapping:
 
-- alpaca, chat, sharegpt, prompt_completion -> {"messages": [{"role", "content"}, ...]}
+- alpaca, chat, sharegpt, prompt_completion -> {"messages": [...], "tools": [...]?}
 - text -> {"text": ...}
 - preference -> {"prompt": [messages], "chosen": [messages], "rejected": [messages]}
+- kto -> {"prompt": [messages], "completion": [messages], "label": True/False}
 
-Message lists may come as lists, NumPy arrays (Parquet) or JSON text (CSV); a row that cannot
-be normalised raises DataError naming the message and column.
+Messages are {"role", "content"} with, where the row has them, tool calls, tool results and
+per-turn weights (`ftui.data.messages`); "tools" is the row's tool definitions
+(`ftui.data.tools`), present only when it has some. Message lists may come as lists, NumPy
+arrays (Parquet) or JSON text (CSV); a row that cannot be normalised raises DataError naming
+the message and column.
 """
 
 from __future__ import annotations
@@ -21,19 +25,11 @@ from typing import Any
 import pandas as pd
 
 from ftui.data.errors import DataError, value_kind
+from ftui.data.messages import any_message, chat_message, sharegpt_message
+from ftui.data.tools import tools_of
 
-CHAT_ROLES = ("system", "user", "assistant", "tool")
-SHAREGPT_ROLES = {
-    "human": "user",
-    "user": "user",
-    "gpt": "assistant",
-    "assistant": "assistant",
-    "model": "assistant",
-    "system": "system",
-    "function_call": "assistant",
-    "observation": "tool",
-    "tool": "tool",
-}
+TRUE_LABELS = ("true", "1", "yes", "desirable", "good")
+FALSE_LABELS = ("false", "0", "no", "undesirable", "bad")
 
 
 def to_example(row: Mapping, format: str, columns: dict[str, str], system_prompt: str = "") -> dict:
@@ -69,6 +65,21 @@ def is_blank(value: Any) -> bool:
     return False
 
 
+def kto_label(value: Any) -> bool | None:
+    """True/False from a KTO label cell (booleans, 0/1, 'true'/'false', ...); None if not one."""
+    if isinstance(value, bool) or type(value).__name__ == "bool_":
+        return bool(value)
+    if isinstance(value, numbers.Number) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in TRUE_LABELS:
+            return True
+        if text in FALSE_LABELS:
+            return False
+    return None
+
+
 def _alpaca(row: Mapping, columns: dict[str, str], system_prompt: str) -> dict:
     parts = [_field_text(row, columns, "instruction"), _field_text(row, columns, "input")]
     user = "\n\n".join(part for part in parts if part.strip())
@@ -81,16 +92,16 @@ def _alpaca(row: Mapping, columns: dict[str, str], system_prompt: str) -> dict:
 def _chat(row: Mapping, columns: dict[str, str], system_prompt: str) -> dict:
     column = columns["messages"]
     items = enumerate(_message_list(row, column), start=1)
-    messages = [_chat_message(item, index, column) for index, item in items]
-    return {"messages": _with_system(system_prompt, messages)}
+    messages = [chat_message(item, index, column) for index, item in items]
+    return _with_tools({"messages": _with_system(system_prompt, messages)}, row, columns)
 
 
 def _sharegpt(row: Mapping, columns: dict[str, str], system_prompt: str) -> dict:
     column = columns["conversations"]
     items = enumerate(_message_list(row, column), start=1)
-    messages = [_sharegpt_message(item, index, column) for index, item in items]
+    messages = [sharegpt_message(item, index, column) for index, item in items]
     system = _field_text(row, columns, "system") or system_prompt
-    return {"messages": _with_system(system, messages)}
+    return _with_tools({"messages": _with_system(system, messages)}, row, columns)
 
 
 def _prompt_completion(row: Mapping, columns: dict[str, str], system_prompt: str) -> dict:
@@ -104,12 +115,39 @@ def _text(row: Mapping, columns: dict[str, str], system_prompt: str) -> dict:
 
 
 def _preference(row: Mapping, columns: dict[str, str], system_prompt: str) -> dict:
-    prompt = _turns(row, columns, "prompt", "user", keep_empty=False)
-    return {
-        "prompt": _with_system(system_prompt, prompt),
+    prompt, tools = _prompt_turns(row, columns)
+    system = _field_text(row, columns, "system") or system_prompt
+    example = {
+        "prompt": _with_system(system, prompt),
         "chosen": _turns(row, columns, "chosen", "assistant", keep_empty=True),
         "rejected": _turns(row, columns, "rejected", "assistant", keep_empty=True),
     }
+    return _with_tools(example, row, columns, tools)
+
+
+def _kto(row: Mapping, columns: dict[str, str], system_prompt: str) -> dict:
+    label = kto_label(row.get(columns["label"]))
+    if label is None:
+        raise DataError(
+            f"label should be true or false but is {value_kind(row.get(columns['label']))}",
+            column=str(columns["label"]),
+            hint="Mark each row true (a good answer) or false (a bad one).",
+        )
+    prompt, tools = _prompt_turns(row, columns)
+    if columns.get("completion"):
+        completion = _turns(row, columns, "completion", "assistant", keep_empty=True)
+    else:  # one conversation: the last assistant turn is the labelled answer
+        last = max((i for i, m in enumerate(prompt) if m["role"] == "assistant"), default=None)
+        if last is None:
+            raise DataError(
+                "the conversation has no assistant turn for the label to judge",
+                column=str(columns["prompt"]),
+                hint="End each conversation with the assistant answer the label is about.",
+            )
+        prompt, completion = prompt[:last], [prompt[last]]
+    system = _field_text(row, columns, "system") or system_prompt
+    example = {"prompt": _with_system(system, prompt), "completion": completion, "label": label}
+    return _with_tools(example, row, columns, tools)
 
 
 _BUILDERS = {
@@ -119,6 +157,7 @@ _BUILDERS = {
     "prompt_completion": _prompt_completion,
     "text": _text,
     "preference": _preference,
+    "kto": _kto,
 }
 
 
@@ -132,18 +171,52 @@ def _with_system(system: str, messages: list[dict]) -> list[dict]:
     return [_message("system", system), *messages]
 
 
+def _with_tools(
+    example: dict, row: Mapping, columns: dict[str, str], found: list | None = None
+) -> dict:
+    """The row's tools (from its tools column, or found inside the prompt) when it has any."""
+    column = columns.get("tools")
+    tools = found or (tools_of(row.get(column), column) if column is not None else [])
+    return {**example, "tools": tools} if tools else example
+
+
+def _prompt_turns(row: Mapping, columns: dict[str, str]) -> tuple[list[dict], list[dict]]:
+    """The prompt's messages, and tools when it is OpenAI's {"messages", "tools"} object."""
+    column = columns.get("prompt")
+    value = _structured(row.get(column)) if column is not None else None
+    if isinstance(value, dict) and "messages" in value:
+        items = parse_list(value["messages"]) or []
+        messages = [any_message(item, index, column) for index, item in enumerate(items, 1)]
+        return messages, tools_of(value.get("tools"), column)
+    return _turns(row, columns, "prompt", "user", keep_empty=False), []
+
+
 def _turns(
     row: Mapping, columns: dict[str, str], role: str, speaker: str, *, keep_empty: bool
 ) -> list[dict]:
-    """A field holding either plain text (one `speaker` message) or a list of messages."""
+    """A field holding plain text (one `speaker` message), a list of messages in either style,
+    or one message object (ShareGPT-style chosen/rejected)."""
     column = columns.get(role)
     if column is None:
         return []
-    items = parse_list(row.get(column))
+    value = _structured(row.get(column))
+    if isinstance(value, dict):
+        value = [value]
+    items = parse_list(value)
     if items and all(isinstance(item, dict) for item in items):
-        return [_chat_message(item, index, column) for index, item in enumerate(items, 1)]
+        return [any_message(item, index, column) for index, item in enumerate(items, 1)]
     text = _field_text(row, columns, role)
     return [_message(speaker, text)] if text.strip() or keep_empty else []
+
+
+def _structured(value: Any) -> Any:
+    """JSON text holding an object becomes that object (CSV cells); anything else as is."""
+    if isinstance(value, str) and value.strip().startswith("{"):
+        try:
+            return json.loads(value)
+        except (ValueError, RecursionError):
+            return value
+    return value
 
 
 def _field_text(row: Mapping, columns: dict[str, str], role: str) -> str:
@@ -174,56 +247,6 @@ def _message_list(row: Mapping, column: str) -> list:
             hint='Use [{"role": "user", "content": "..."}, {"role": "assistant", ...}].',
         )
     return items
-
-
-def _chat_message(item: Any, index: int, column: str) -> dict[str, str]:
-    if not isinstance(item, dict):
-        raise DataError(
-            f"message {index} is {value_kind(item)}, not an object with role and content",
-            column=str(column),
-        )
-    if "role" not in item:
-        keys = ", ".join(map(str, item)) or "none"
-        raise DataError(f"message {index} has no 'role' (keys: {keys})", column=str(column))
-    role = item["role"]
-    if role not in CHAT_ROLES:
-        raise DataError(
-            f"message {index} has role {role!r}; allowed roles are {', '.join(CHAT_ROLES)}",
-            column=str(column),
-        )
-    content = item.get("content")
-    if content is None and not is_blank(item.get("tool_calls")):
-        content = ""  # an assistant tool call carries no text
-    if not isinstance(content, str):
-        raise DataError(
-            f"message {index} ({role}) content should be a string but is {value_kind(content)}",
-            column=str(column),
-            hint="Put the message text in 'content' as plain text.",
-        )
-    return _message(role, content)
-
-
-def _sharegpt_message(item: Any, index: int, column: str) -> dict[str, str]:
-    if not isinstance(item, dict) or "from" not in item:
-        raise DataError(
-            f"message {index} should be an object with 'from' and 'value' but is "
-            f"{value_kind(item) if not isinstance(item, dict) else 'missing from'}",
-            column=str(column),
-        )
-    speaker = item["from"]
-    role = SHAREGPT_ROLES.get(str(speaker).lower()) if isinstance(speaker, str) else None
-    if role is None:
-        raise DataError(
-            f"message {index} has from={speaker!r}; allowed: {', '.join(SHAREGPT_ROLES)}",
-            column=str(column),
-        )
-    value = item.get("value")
-    if not isinstance(value, str):
-        raise DataError(
-            f"message {index} ({speaker}) value should be a string but is {value_kind(value)}",
-            column=str(column),
-        )
-    return _message(role, value)
 
 
 def parse_list(value: Any) -> list | None:

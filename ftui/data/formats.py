@@ -2,9 +2,11 @@
 
 The layouts and their roles are plain data in `ftui.data.layouts` (`FORMATS`, `FORMAT_ROLES`,
 `ROLE_NAMES`). `detect_format` matches column names (case-insensitively, with common
-synonyms) and looks inside message columns to tell chat (`role`/`content`) from ShareGPT
-(`from`/`value`). `resolve_columns` merges a user's role -> column mapping over that guess.
-Turning rows into training examples is `ftui.data.examples`.
+synonyms) and looks inside columns where names are not enough: message columns tell chat
+(`role`/`content`) from ShareGPT (`from`/`value`), and a `label` / `kto_tag` column of
+true/false values makes unpaired preference (KTO) rows, never instruction data.
+`resolve_columns` merges a user's role -> column mapping over that guess. Turning rows into
+training examples is `ftui.data.examples`.
 """
 
 from __future__ import annotations
@@ -15,8 +17,8 @@ from typing import Any
 import pandas as pd
 
 from ftui.data.errors import DataError
-from ftui.data.examples import is_missing, parse_list
-from ftui.data.layouts import FORMAT_ROLES, FORMATS, ROLE_NAMES
+from ftui.data.examples import is_missing, kto_label, parse_list
+from ftui.data.layouts import FORMAT_ROLES, FORMATS, ROLE_NAMES, is_standard_name
 
 _LAYOUTS = [f"{'/'.join(FORMAT_ROLES[fmt][0])} ({fmt})" for fmt in FORMATS]
 _EXPECTED = f"{', '.join(_LAYOUTS[:-1])} or {_LAYOUTS[-1]}"  # the needed columns of each format
@@ -38,7 +40,7 @@ def detect_format(df: pd.DataFrame) -> Detection:
         match = _match_roles(list(df.columns), fmt)
         if match is not None:
             matches[fmt] = match
-    matches = _settle_message_style(df, matches)
+    matches = _settle_kto(df, _settle_message_style(df, matches))
     if not matches:
         return _detect_plain_text(df)
     ranked = sorted(matches, key=lambda f: _score(f, matches[f]), reverse=True)
@@ -99,11 +101,11 @@ def _match_roles(columns: list, fmt: str) -> tuple[dict[str, str], int] | None:
     roles: dict[str, str] = {}
     exact = 0
     for role in required + optional:
-        for rank, name in enumerate(ROLE_NAMES[fmt][role]):
+        for name in ROLE_NAMES[fmt][role]:
             column = by_name.get(name)
             if column is not None and column not in roles.values():
                 roles[role] = column
-                exact += rank == 0 and role in required
+                exact += is_standard_name(fmt, role, name) and role in required
                 break
     if not all(role in roles for role in required):
         return None
@@ -137,11 +139,30 @@ def _settle_message_style(df: pd.DataFrame, matches: dict) -> dict:
             continue
         del matches[fmt]
         settled = {FORMAT_ROLES[actual][0][0]: column}
-        system = next((c for c in df.columns if str(c).strip().lower() == "system"), None)
-        if actual == "sharegpt" and system is not None:
-            settled["system"] = system
+        by_name = {str(c).strip().lower(): c for c in df.columns}
+        for role in FORMAT_ROLES[actual][1]:  # system, tools: by their usual names
+            found = next((by_name[n] for n in ROLE_NAMES[actual][role] if n in by_name), None)
+            if found is not None and found not in settled.values():
+                settled[role] = found
         matches[actual] = (settled, 1)  # the content confirms it: as good as the right name
     return matches
+
+
+def _settle_kto(df: pd.DataFrame, matches: dict) -> dict:
+    """A label column of true/false values makes the rows KTO's, whatever else they fit:
+    read as instruction data, the answers labelled false would be learned. A label column
+    holding anything else (a class name) is not KTO's."""
+    if "kto" not in matches:
+        return matches
+    roles, _ = matches["kto"]
+    if not _holds_labels(df[roles["label"]]):
+        return {fmt: match for fmt, match in matches.items() if fmt != "kto"}
+    return {"kto": (roles, len(FORMAT_ROLES["kto"][0]))}  # the labels confirm it
+
+
+def _holds_labels(series: pd.Series) -> bool:
+    sample = [value for value in series.head(50) if not is_missing(value)]
+    return bool(sample) and all(kto_label(value) is not None for value in sample)
 
 
 def _message_style(series: pd.Series) -> str | None:

@@ -43,6 +43,7 @@ class DatasetPreview:
     examples: list[dict] = field(default_factory=list, repr=False)
     lengths: list[int] = field(default_factory=list, repr=False)
     max_length: int = 1024
+    validation_fraction: float = 0.1  # the share held out when no validation file is given
     train_rows: int = 0
     validation_rows: int = 0
 
@@ -117,9 +118,12 @@ def load_preview(
             columns={},
             problems=[_problem(str(exc))],
         )
-        return DatasetPreview(source=source, report=report, frame=pd.DataFrame())
+        empty = pd.DataFrame()
+        return DatasetPreview(source, report, empty, validation_fraction=validation_fraction)
     report = check_dataframe(frame, file=name, format=format, columns=columns)
-    preview = DatasetPreview(source=source, report=report, frame=frame, max_length=max_length)
+    preview = DatasetPreview(
+        source, report, frame, max_length=max_length, validation_fraction=validation_fraction
+    )
     if report.format is None or not report.columns:
         return preview
     try:
@@ -129,7 +133,10 @@ def load_preview(
         report.problems.append(_problem(str(exc)))
         return preview
     if tokenizer is not None and preview.examples:
-        preview.lengths = token_lengths(tokenizer, preview.examples[:STATS_ROW_LIMIT])
+        try:  # the model's template may not render this data (tools it drops)
+            preview.lengths = token_lengths(tokenizer, preview.examples[:STATS_ROW_LIMIT])
+        except DataError as exc:
+            report.problems.append(_problem(str(exc)))
     train, validation = split_train_validation(frame, validation_fraction, seed)
     preview.train_rows, preview.validation_rows = len(train), len(validation)
     return preview
@@ -173,7 +180,10 @@ def example_segments(
     if not preview.examples:
         return []
     index = min(max(1, index), len(preview.examples))
-    return highlighted_tokens(tokenizer, preview.examples[index - 1], preview.max_length)
+    try:
+        return highlighted_tokens(tokenizer, preview.examples[index - 1], preview.max_length)
+    except DataError as exc:  # the template cannot render it: say why in the pane
+        return [(str(exc), "error")]
 
 
 def status_markdown(preview: DatasetPreview) -> str:
@@ -188,7 +198,11 @@ def status_markdown(preview: DatasetPreview) -> str:
     name = markdown_literal(report.file)
     if report.format:
         sure = "" if report.confident else " (not sure: check the column mapping below)"
-        lines.append(f"**{name}** — format **{report.format}**{sure}, {report.rows} rows")
+        uses = f" with {markdown_literal(', '.join(report.features))}" if report.features else ""
+        lines.append(f"**{name}** — format **{report.format}**{uses}{sure}, {report.rows} rows")
+        if report.read_as:
+            read = ", ".join(f"{key}: {value}" for key, value in report.read_as.items())
+            lines.append(f"Read as {markdown_literal(read)}")
         if preview.train_rows:
             lines.append(
                 f"Split: {preview.train_rows} train / {preview.validation_rows} validation"

@@ -1,7 +1,7 @@
 """Read a dataset file (or a Hub dataset) into a pandas DataFrame, or say clearly why not.
 
-`read_table(path)` picks the reader from the extension (CSV, TSV, JSON, JSONL, Parquet, TXT)
-and checks what users get wrong most: empty or oversized files, bytes that are not UTF-8,
+`read_table(path)` picks the reader from the extension (CSV, TSV, JSON, JSONL, Parquet, TXT,
+XLSX) and checks what users get wrong most: empty or oversized files, bytes that are not UTF-8,
 a file that is not what its extension says (a PNG named .csv, JSON Lines named .json),
 malformed JSON, ragged CSV rows, values nested absurdly deep. Every failure is a `DataError`
 whose text names the file, the line or column, what is wrong and what to do about it.
@@ -14,8 +14,9 @@ decode to far more than their size, are checked against the row and memory caps 
 read and refused before passing them.
 
 The readers of each format live beside this module: ftui.data.json_rows (JSON, JSON Lines),
-ftui.data.delimited (CSV, TSV, TXT) and ftui.data.bounded (Parquet, Hub datasets); DataError
-comes from ftui.data.errors.
+ftui.data.delimited (CSV, TSV, TXT; the delimiter is sniffed), ftui.data.spreadsheet (XLSX)
+and ftui.data.bounded (Parquet, Hub datasets); ftui.data.encoding turns bytes into text
+(byte-order marks included), and DataError comes from ftui.data.errors.
 """
 
 from __future__ import annotations
@@ -28,21 +29,15 @@ from pathlib import Path
 import pandas as pd
 
 from ftui.data.bounded import ReadLimits, load_hub_rows, read_parquet
-from ftui.data.delimited import read_delimited, read_documents
+from ftui.data.delimited import DELIMITER_NAMES, read_delimited, read_documents, sniff_delimiter
+from ftui.data.encoding import decode_text
 from ftui.data.errors import DataError
 from ftui.data.json_rows import read_json, read_jsonl
+from ftui.data.spreadsheet import read_xlsx
 from ftui.workspace import DEFAULT_MAX_UPLOAD_BYTES
 
-SUPPORTED_EXTENSIONS = (".csv", ".tsv", ".json", ".jsonl", ".parquet", ".txt")
+SUPPORTED_EXTENSIONS = (".csv", ".tsv", ".json", ".jsonl", ".parquet", ".txt", ".xlsx")
 
-_BINARY_SIGNATURES = (  # (leading bytes, what the file is, what to do)
-    (b"\x89PNG", "a PNG image", "Upload the dataset file itself."),
-    (b"%PDF", "a PDF document", "Export the table as CSV or JSON Lines."),
-    (b"PK\x03\x04", "a ZIP archive (or an Excel file)", "Unzip it, or save the sheet as CSV."),
-    (b"\xd0\xcf\x11\xe0", "an old Office/Excel file", "Save the sheet as CSV (UTF-8)."),
-    (b"\x1f\x8b", "a gzip archive", "Decompress it first (gunzip)."),
-    (b"PAR1", "a Parquet file", "Rename it to .parquet."),
-)
 _HUB_ID = re.compile(r"[\w.-]+/[\w.-]+(:[\w.-]+)?")
 
 
@@ -64,18 +59,25 @@ def read_table(path: str | Path, *, max_bytes: int = DEFAULT_MAX_UPLOAD_BYTES) -
 
 
 def _read_checked(path: Path, max_bytes: int) -> pd.DataFrame:
-
+    """The frame, with how it was read in `frame.attrs["read_as"]` (delimiter, encoding,
+    sheet) for the check report to show."""
     _check_file_basics(path, max_bytes)
     ext, limits = path.suffix.lower(), ReadLimits.from_env()
     if ext == ".parquet":
         frame = read_parquet(path, limits)
+    elif ext == ".xlsx":
+        frame = read_xlsx(path, limits)
     else:
-        text = _decode(path.read_bytes(), ext)  # no larger than the file-size cap
+        text, encoding = decode_text(path.read_bytes(), ext)  # no larger than the size cap
+        read_as = {"encoding": encoding}
         if ext in (".csv", ".tsv"):
-            frame = read_delimited(text, "," if ext == ".csv" else "\t", limits.max_rows)
+            delimiter = sniff_delimiter(text, "," if ext == ".csv" else "\t")
+            frame = read_delimited(text, delimiter, limits.max_rows)
+            read_as = {"delimiter": DELIMITER_NAMES[delimiter], **read_as}
         else:
             readers = {".json": read_json, ".jsonl": read_jsonl, ".txt": read_documents}
             frame = readers[ext](text, limits.max_rows)
+        frame.attrs["read_as"] = read_as
     if len(frame) == 0:
         raise DataError("no data rows", hint="Add at least one row below the header.")
     if len(frame.columns) == 0:
@@ -156,7 +158,7 @@ def _check_file_basics(path: Path, max_bytes: int) -> None:
     ext = path.suffix.lower()
     if ext not in SUPPORTED_EXTENSIONS:
         supported = ", ".join(SUPPORTED_EXTENSIONS)
-        hint = f"Use one of: {supported} (save spreadsheets as .csv)."
+        hint = f"Use one of: {supported} (save older .xls sheets as .xlsx or CSV UTF-8)."
         raise DataError(f"unsupported file type '{ext or '(none)'}'", hint=hint)
     size = path.stat().st_size
     if size > max_bytes:
@@ -172,29 +174,3 @@ def _check_file_basics(path: Path, max_bytes: int) -> None:
 def _megabytes(size: int) -> str:
     megabytes = size / (1024 * 1024)
     return f"{megabytes:.1f} MB" if megabytes >= 0.1 else f"{megabytes:.2g} MB"
-
-
-def _decode(data: bytes, ext: str) -> str:
-    """Bytes -> text, refusing binary files and non-UTF-8 encodings with a precise message."""
-    for signature, kind, hint in _BINARY_SIGNATURES:
-        if data.startswith(signature):
-            raise DataError(f"this is {kind}, not a {ext} text file", hint=hint)
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise DataError("file is UTF-16 text, not UTF-8", hint="Save it again as UTF-8.")
-    nul = data.find(b"\x00", 0, 65536)
-    if nul >= 0:
-        line = data.count(b"\n", 0, nul) + 1
-        message = f"binary data (a NUL byte at offset {nul}), not UTF-8 text"
-        raise DataError(message, line=line, hint=f"Upload a {ext} text file saved as UTF-8.")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise DataError(
-            f"byte 0x{data[exc.start]:02x} at offset {exc.start} is not valid UTF-8",
-            line=data.count(b"\n", 0, exc.start) + 1,
-            hint="Save the file as UTF-8 (it may be Latin-1/Windows-1252; in Excel choose "
-            "'CSV UTF-8').",
-        ) from None
-    if not text.strip():
-        raise DataError("file is empty (only whitespace)", hint="Add data rows.")
-    return text

@@ -2,8 +2,8 @@
 
 The runner (ftui/runs/runner.py) starts this as a detached subprocess with its output going to
 runs/<id>/train.log. It reads runs/<id>/config.yaml and goes
-seed -> tokenizer/model -> method -> data -> SFTTrainer (DPOTrainer for preference pairs)
--> train -> save,
+seed -> tokenizer/model -> method -> data -> SFTTrainer (DPOTrainer for preference pairs,
+KTOTrainer for answers labelled good or bad) -> train -> save,
 appending one metrics.jsonl line per logged step and a heartbeat to status.json. The final
 adapter lands in runs/<id>/adapter/ in plain PEFT format (full weights: runs/<id>/model/).
 Any exception marks the run failed with the traceback's last lines and exits 1; a full disk
@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 from transformers import EarlyStoppingCallback, TrainerCallback, set_seed
-from trl import DPOTrainer, SFTTrainer
+from trl import DPOTrainer, KTOTrainer, SFTTrainer
 
 from ftui.config import FtuiConfig
 from ftui.data.training_data import load_training_data
@@ -40,6 +40,7 @@ from ftui.runs.runner import disk_full_message, is_disk_full, process_start_time
 from ftui.translate import (
     apply_method,
     dpo_arguments,
+    kto_arguments,
     model_load_kwargs,
     sft_arguments,
     uses_peft,
@@ -183,7 +184,9 @@ def build_trainer(config: FtuiConfig, output_dir: Path, callbacks: list[Any]) ->
     loaded = load_model(config.model, device, model_load_kwargs(config, device))
     model = apply_method(loaded.model, config)
 
-    train_data, eval_data = load_training_data(config.data, config.method.objective)
+    train_data, eval_data = load_training_data(
+        config.data, config.method.objective, loaded.tokenizer
+    )
     print(f"[ftui] {len(train_data)} training rows, {len(eval_data or [])} validation rows")
     shared = dict(output_dir=output_dir, device=device, dtype=loaded.dtype)
     if config.train.early_stopping_patience > 0 and eval_data is not None:
@@ -199,6 +202,9 @@ def build_trainer(config: FtuiConfig, output_dir: Path, callbacks: list[Any]) ->
             processing_class=loaded.tokenizer,
             callbacks=callbacks,
         )
+    if config.method.objective == "kto":
+        data = (train_data, eval_data)
+        return _kto_trainer(config, model, loaded.tokenizer, data, callbacks, shared)
     args = sft_arguments(
         config,
         columns=train_data.column_names,
@@ -218,6 +224,29 @@ def build_trainer(config: FtuiConfig, output_dir: Path, callbacks: list[Any]) ->
         trainer.train_dataset = truncate_rows(trainer.train_dataset, config.data.max_length)
         trainer.eval_dataset = truncate_rows(trainer.eval_dataset, config.data.max_length)
     return trainer
+
+
+def _kto_trainer(
+    config: FtuiConfig, model: Any, tokenizer: Any, data: tuple, callbacks: list, shared: dict
+) -> Any:
+    """KTOTrainer for answers labelled good or bad, its desirable weight balancing the two
+    kinds. With a PEFT model and no ref_model, TRL's reference is a frozen copy of the fresh
+    adapter (the base's behaviour): one copy of the base weights."""
+    train_data, eval_data = data
+    good = sum(train_data["label"])
+    bad = len(train_data) - good
+    weight = bad / good if good and bad else 1.0  # the KTO paper: weight x good ~ bad
+    print(f"[ftui] KTO: {good} good and {bad} bad answers; desirable_weight {weight:.2f}")
+    args = kto_arguments(config, has_validation=eval_data is not None, **shared)
+    args.desirable_weight = weight
+    return KTOTrainer(
+        model=model,
+        args=args,
+        train_dataset=train_data,
+        eval_dataset=eval_data,
+        processing_class=tokenizer,
+        callbacks=callbacks,
+    )
 
 
 def _fit_to_free_memory(config: FtuiConfig, device: str) -> FtuiConfig:

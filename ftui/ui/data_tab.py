@@ -29,6 +29,7 @@ from ftui.data.preview import (
     status_markdown,
 )
 from ftui.data.reading import SUPPORTED_EXTENSIONS
+from ftui.data.tokens import BAD_ANSWER, TRAINED, WEIGHT_ZERO
 from ftui.markup import markdown_literal
 from ftui.models import (
     ModelLoadError,
@@ -48,6 +49,13 @@ SAMPLES = {
 }
 ALL_ROLES = sorted({role for req, opt in FORMAT_ROLES.values() for role in (*req, *opt)})
 AUTO = "(auto)"
+EXAMPLE_COLORS = {  # the labels of ftui.data.tokens.highlighted_tokens
+    TRAINED: "green",
+    BAD_ANSWER: "orange",
+    WEIGHT_ZERO: "gray",
+    "cut": "red",
+    "error": "red",
+}
 PAGE_SIZE = 10
 
 
@@ -146,10 +154,14 @@ def _layout_preview_panes() -> PreviewPanes:
                 page = gr.Number(1, label="Page", precision=0, minimum=1)
                 pages = gr.Markdown("")
         with gr.Tab("Example as the model sees it"):
-            gr.Markdown("Highlighted tokens carry the training loss; the rest is context.")
+            gr.Markdown(
+                "Highlighted tokens carry the training loss (a KTO answer labelled false is "
+                "a *bad answer*, trained to be less likely); turns with weight 0 and the rest "
+                "are context."
+            )
             example_index = gr.Number(1, label="Example #", precision=0, minimum=1)
             example = gr.HighlightedText(
-                color_map={"trained": "green", "cut": "red"},
+                color_map=EXAMPLE_COLORS,
                 show_legend=True,
                 elem_id="data-example",
                 label="Rendered with the model's chat template",
@@ -298,6 +310,7 @@ def _render(preview: DatasetPreview | None, tokenizer, note: str):
         "rows": report.rows,
         "ok": report.ok,
         "max_length": preview.max_length,
+        "validation_fraction": preview.validation_fraction,
     }
     histogram = preview.histogram()
     plot = gr.BarPlot(value=histogram if len(histogram) else None, sort=list(histogram["tokens"]))
