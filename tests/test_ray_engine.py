@@ -1,5 +1,6 @@
 """Runs placed on a real Ray cluster (ftui.runs.ray_engine): a head node started here on
-loopback with token auth on and two fake GPUs, real Ray jobs, the real trainer on a tiny model.
+loopback with token auth on and two fake GPUs (tests/ray_cluster.py, shared with
+test_ray_queue.py), real Ray jobs, the real trainer on a tiny model.
 
 The run folder is the contract, so the tests read it: train.log, metrics.jsonl, status.json,
 checkpoints/ and adapter/. Placement is checked with a stand-in for python that records the
@@ -9,20 +10,17 @@ would).
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import os
-import signal
 import subprocess
 import sys
-import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import psutil
 import pytest
 from conftest import REPO_ROOT, free_port, tiny_triage_config, wait_until
+from ray_cluster import processes_mentioning
 
 from ftui.runs.ray_engine import LIVE_STATES, RayEngine, RayEngineError, job_command
 from ftui.runs.rundir import RunDir, create_run_dir
@@ -39,80 +37,12 @@ exec sleep 300
 
 
 # Found, not imported: Ray reads RAY_AUTH_MODE and RAY_AUTH_TOKEN once, when it is first
-# imported, so the cluster fixture sets them before anything here imports ray.
+# imported, so the cluster fixture (tests/ray_cluster.py, one for the session) sets them
+# before anything here imports ray.
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("ray") is None,
     reason="ray is not installed: pip install -e '.[ray]' (make setup does)",
 )
-
-
-@pytest.fixture(scope="module")
-def ray_cluster():
-    """A one-node Ray head on loopback (token auth, 4 CPUs, 2 fake GPUs); yields the jobs
-    address and stops every Ray process it started."""
-    temp = Path(tempfile.mkdtemp(prefix="ftui-ray-"))  # short: Ray's socket paths are bounded
-    token = temp / "ray-token"  # as the README says: a 0600 file every node reads
-    token.write_text(uuid.uuid4().hex + uuid.uuid4().hex, encoding="utf-8")
-    token.chmod(0o600)
-    auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token)}
-    auth["RAY_USAGE_STATS_ENABLED"] = "0"
-    bin_folder = Path(sys.executable).parent  # on PATH, as on a node with the venv activated
-    env = {**os.environ, **auth, "PATH": f"{bin_folder}{os.pathsep}{os.environ['PATH']}"}
-    port = free_port()
-    command = [
-        str(bin_folder / "ray"), "start", "--head", "--block", "--port", "0",
-        "--node-ip-address", "127.0.0.1", "--dashboard-host", "127.0.0.1",
-        "--dashboard-port", str(port), "--dashboard-agent-listen-port", str(free_port()),
-        "--ray-client-server-port", str(free_port()), "--num-cpus", "4", "--num-gpus", "2",
-        "--temp-dir", str(temp), "--disable-usage-stats",
-    ]  # fmt: skip
-    earlier = {key: os.environ.get(key) for key in auth}
-    os.environ.update(auth)  # this process's jobs client sends the token (read at import)
-    with open(temp / "head.log", "w") as log:
-        head = subprocess.Popen(
-            command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    address = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(lambda: _answers(address, head), timeout=90, every=0.5)
-        yield address
-    finally:
-        _stop_head(head, temp)
-        for key, value in earlier.items():
-            os.environ.pop(key) if value is None else os.environ.__setitem__(key, value)
-
-
-def _answers(address: str, head: subprocess.Popen) -> bool:
-    if head.poll() is not None:
-        raise RuntimeError(f"ray start exited with {head.returncode}")
-    try:
-        RayEngine(address).client.list_jobs()
-    except RayEngineError:
-        return False
-    return True
-
-
-def _stop_head(head: subprocess.Popen, temp: Path) -> None:
-    """SIGTERM `ray start --block` (it stops the processes it started), then kill what is left
-    of its session by id; the temp folder goes with it."""
-    head.terminate()
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        head.wait(timeout=5)  # draining can take longer: what is left is killed below
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(head.pid, signal.SIGKILL)
-    for process in _processes_mentioning(str(temp)):
-        with contextlib.suppress(psutil.Error):
-            process.kill()
-    subprocess.run(["rm", "-rf", str(temp)], check=False)
-
-
-def _processes_mentioning(text: str) -> list[psutil.Process]:
-    found = []
-    for process in psutil.process_iter(["cmdline"]):
-        with contextlib.suppress(psutil.Error):
-            if any(text in word for word in process.info["cmdline"] or []):
-                found.append(process)
-    return found
 
 
 @pytest.fixture
@@ -142,7 +72,7 @@ def _stand_in(folder: Path) -> str:
 
 
 def _nothing_left_of(run: RunDir) -> None:
-    wait_until(lambda: not _processes_mentioning(str(run.path)), timeout=30, every=0.5)
+    wait_until(lambda: not processes_mentioning(str(run.path)), timeout=30, every=0.5)
 
 
 # ---------------------------------------------------------------- the real trainer
@@ -194,7 +124,7 @@ def test_two_gloo_workers_killed_in_ray_fail_with_the_log_then_resume(
     )
     job_id = engine.submit(run, gpus=0, env=OFFLINE, cwd=REPO_ROOT)
     wait_until(run.last_checkpoint, timeout=JOB_TIMEOUT, every=0.2)
-    assert len(_processes_mentioning("RayTrainWorker")) >= 2  # Ray Train's two workers
+    assert len(processes_mentioning("RayTrainWorker")) >= 2  # Ray Train's two workers
 
     assert engine.stop(job_id) == "STOPPED"  # what `ray job stop` does
     status = engine.check(run)
@@ -203,7 +133,7 @@ def test_two_gloo_workers_killed_in_ray_fail_with_the_log_then_resume(
     assert run.log_tail(LOG_LINES_ON_FAILURE) in status["error"]  # train.log's last lines
     assert "Ray's log of job" not in status["error"]  # it has nothing more to say
     _nothing_left_of(run)
-    wait_until(lambda: not _processes_mentioning("RayTrainWorker"), timeout=30, every=0.5)
+    wait_until(lambda: not processes_mentioning("RayTrainWorker"), timeout=30, every=0.5)
 
     kept_step = run.last_checkpoint()[1]
     resumed = engine.submit(run, gpus=0, env=OFFLINE, resume=True, cwd=REPO_ROOT)

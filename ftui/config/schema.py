@@ -310,15 +310,15 @@ class TrainConfig(Section):
     )  # fmt: skip
     num_processes: int = setting(
         1,
-        "Training processes: one per GPU (DDP through accelerate), or CPU processes "
-        "(torchrun with the gloo backend); at most the GPUs (or CPU cores) this machine has.",
+        "Training processes: one per GPU (DDP), or CPU processes (torchrun, gloo); at most "
+        "the GPUs (or CPU cores) of this machine, or of the Ray cluster with FTUI_RAY_ADDRESS.",
         label="Processes",
         min=1, max=MAX_PROCESSES, tab="train",
     )  # fmt: skip
     accelerate_config: str = setting(
         "",
-        "An accelerate config file for several GPUs or nodes (FSDP, DeepSpeed); "
-        "empty = DDP with num_processes.",
+        "An accelerate config file for several GPUs of this machine (FSDP, DeepSpeed); "
+        "empty = DDP with num_processes. Several machines go through Ray, not accelerate.",
         label="accelerate config",
     )
     report_to: str = setting(

@@ -8,7 +8,8 @@ Each GPU of `gpu_indices()` (FTUI_GPUS overrides detection) is one slot; a run a
 `train.num_processes` of them, and its trainer sees only those (CUDA_VISIBLE_DEVICES). A GPU is
 taken while a run holding it is `running` in ftui.db — a run that ended or crashed holds
 nothing — or while web-process work (Playground, evaluation, merge) holds a live lease on it
-(ftui.runs.device_lease). CPU runs have one slot of their own and take no GPU.
+(ftui.runs.device_lease). CPU runs have one slot of their own and take no GPU. A run placed
+on a Ray cluster (its row has a `ray_job`) holds nothing here: Ray counts its GPUs.
 
 Queued runs are started oldest first. A younger run may take GPUs that an older, bigger run is
 waiting for — small runs are not stuck behind a big one — but only until that older run has
@@ -82,7 +83,8 @@ def running_gpus(db: sqlite3.Connection, gpus: list[str]) -> dict[str, tuple[str
     if not _has_runs_table(db):
         return {}
     rows = db.execute(
-        "SELECT id, name, gpus FROM runs WHERE state='running' AND device='cuda' ORDER BY started"
+        "SELECT id, name, gpus FROM runs WHERE state='running' AND device='cuda'"
+        " AND ray_job IS NULL ORDER BY started"
     ).fetchall()
     holders: dict[str, tuple[str, str]] = {}
     for run_id, name, text in rows:
@@ -130,7 +132,9 @@ class SlotBook:
     def read(cls, db: sqlite3.Connection, now: float, leased: set[str]) -> SlotBook:
         """The slots as the database has them (call inside the queue's write transaction)."""
         gpus = gpu_indices()
-        cpu = db.execute("SELECT 1 FROM runs WHERE state='running' AND device='cpu' LIMIT 1")
+        cpu = db.execute(
+            "SELECT 1 FROM runs WHERE state='running' AND device='cpu' AND ray_job IS NULL LIMIT 1"
+        )
         busy = set(running_gpus(db, gpus)) | leased
         return cls(gpus, busy, cpu.fetchone() is not None, now, max_bypass_seconds())
 

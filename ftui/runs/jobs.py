@@ -14,6 +14,9 @@ finishes), and SQLite's write lock makes the claim-and-launch step atomic across
 so no GPU is given twice. The run folder stays the source of truth for a run — status.json,
 metrics.jsonl, the saved adapter; the database indexes them for listing and ordering.
 
+With FTUI_RAY_ADDRESS set, queued runs go to that Ray cluster instead, all at once (see
+ftui.runs.ray_queue); `refresh` then asks Ray for liveness and stops cancels past their grace.
+
 The queue cannot wedge: a row whose folder, working folder or status.json is missing or
 unreadable, or whose start fails (a full disk included), is marked failed with the reason and
 the queue goes on. Cancel and resume are state transitions checked inside SQLite's write lock,
@@ -32,15 +35,17 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from ftui.config import FtuiConfig
-from ftui.runs import queue_db
+from ftui.config import ConfigError, FtuiConfig
+from ftui.runs import queue_db, ray_queue
 from ftui.runs.device_lease import leased_gpus
 from ftui.runs.gpu_slots import SlotBook, device_key, format_gpus, unfit_reason
 from ftui.runs.queue_db import DATABASE
+from ftui.runs.ray_engine import RayEngineError, RayUnreachable, ray_address
 from ftui.runs.run_inputs import changed_inputs, fingerprint_inputs, write_inputs
 from ftui.runs.rundir import FINISHED, RunDir, create_run_dir
 from ftui.runs.runner import (
     LaunchError,
+    accelerate_machines_problem,
     disk_full_message,
     launch,
     mark_gone,
@@ -79,12 +84,11 @@ class Jobs:
         `server_token`: whether the trainer may use the server's Hugging Face token (the CLI:
         yes; the web UI passes False). Data and model are pinned in runs/<id>/inputs.json.
         """
-        config.check_runnable()  # bounds, and no more processes than this machine's devices
         folder = Path(cwd or Path.cwd()).resolve()
+        device = placeable_device(config, folder)  # bounds; this machine's or the cluster's
         run = create_run_dir(config, self.workspace)
         write_inputs(run, fingerprint_inputs(config, folder))
         now = time.time()
-        device = device_key(config)
         gpus_wanted = config.train.num_processes if device == "cuda" else 0  # one per process
         with self._connect() as db:
             db.execute(
@@ -111,10 +115,17 @@ class Jobs:
             active = db.execute("SELECT 1 FROM runs WHERE state IN ('queued', 'running') LIMIT 1")
             if active.fetchone() is None:
                 return started
+            running = db.execute("SELECT id FROM runs WHERE state='running'").fetchall()
+        ray_queue.watch_ray_runs([RunDir(self.workspace.runs / row["id"]) for row in running])
         with self._transaction() as db:
             self._sync(db)
-            book = SlotBook.read(db, time.time(), leased_gpus(db))
             queued = db.execute("SELECT * FROM runs WHERE state='queued' ORDER BY queued, id")
+            if ray_address():  # every queued run goes to Ray at once (ftui.runs.ray_queue)
+                with contextlib.suppress(RayUnreachable):  # the rest stay queued: retried later
+                    for row in queued.fetchall():
+                        started += [row["id"]] if self._start(db, row, None) else []
+                return started
+            book = SlotBook.read(db, time.time(), leased_gpus(db))
             for row in queued.fetchall():
                 wanted = self._gpus_wanted(row)
                 unfit = unfit_reason(wanted, book.gpus)  # never starts here: fail, don't block
@@ -139,19 +150,23 @@ class Jobs:
             return RunDir(self.workspace.runs / row["id"]).read_config().train.num_processes
         return 1  # unreadable: the start fails on it and says why
 
-    def _start(self, db: sqlite3.Connection, row: sqlite3.Row, gpus: list[str]) -> bool:
-        """Launch one claimed run on `gpus`; on failure mark it failed and return False."""
+    def _start(self, db: sqlite3.Connection, row: sqlite3.Row, gpus: list[str] | None) -> bool:
+        """Launch one claimed run on `gpus` (None: on the Ray cluster); on failure mark it
+        failed and return False. Raises RayUnreachable: the run stays queued."""
         run = RunDir(self.workspace.runs / row["id"])
         try:
             self.run_dir(row["id"])  # refuses an id with path parts
-            launch_claimed_run(run, row, gpus)
-        except (OSError, ValueError, LaunchError) as exc:
+            where, job = launch_claimed_run(run, row, gpus, self._gpus_wanted(row))
+        except RayUnreachable:
+            raise
+        except (OSError, ValueError, LaunchError, RayEngineError) as exc:
             reason = _os_reason(exc, run) if isinstance(exc, OSError) else str(exc)
             _fail_row(db, row["id"], run, f"Could not start the run: {reason}")
             return False
         db.execute(
-            "UPDATE runs SET state='running', gpus=?, started=COALESCE(started, ?) WHERE id=?",
-            (format_gpus(gpus), time.time(), row["id"]),
+            "UPDATE runs SET state='running', gpus=?, ray_job=?, started=COALESCE(started, ?)"
+            " WHERE id=?",
+            (where, job, time.time(), row["id"]),
         )
         return True
 
@@ -181,6 +196,8 @@ class Jobs:
             row = self.get(run_id)  # it was launched meanwhile
         if row["state"] != "running":
             raise JobError(f"run {run_id} is already {row['state']}; there is nothing to cancel")
+        if (status := ray_queue.status_or_empty(run)).get("engine") == "ray":
+            return ray_queue.cancel_run(run, status)
         request_cancel(run)
         return "cancelling"
 
@@ -192,23 +209,25 @@ class Jobs:
         other gets "already queued". `server_token=False` (the web UI) takes the server's Hub
         token away from the resumed trainer; True keeps what the run had.
         """
-        row = self.get(run_id)
-        run = self.run_dir(run_id)
+        if self.get(run_id)["state"] == "running":
+            self.refresh()  # its trainer may have ended a moment ago: the index catches up
+        row, run = self.get(run_id), self.run_dir(run_id)
         _check_resumable(row, run)
         with self._transaction() as db:
             now = db.execute("SELECT state FROM runs WHERE id=?", (run_id,)).fetchone()
             _check_resumable_state(run_id, now["state"] if now else "deleted")
             db.execute(
                 "UPDATE runs SET state='queued', resume=1, queued=?, finished=NULL, error=NULL,"
-                " gpus=NULL, server_token=server_token AND ?"
+                " gpus=NULL, ray_job=NULL, server_token=server_token AND ?"
                 " WHERE id=? AND state IN ('failed', 'cancelled')",
                 (time.time(), int(server_token), run_id),
             )
             try:
                 run.cancel_path.unlink(missing_ok=True)
                 run.write_status(
-                    "queued", error=None, finished=None, pid=None, supervisor_pid=None, gpus=None
-                )
+                    "queued", error=None, finished=None, pid=None, supervisor_pid=None, gpus=None,
+                    engine=None, ray_job_id=None, gpus_requested=None,
+                )  # fmt: skip
             except OSError as exc:  # rolls the transition back
                 reason = _os_reason(exc, run)
                 raise JobError(f"run {run_id} cannot be queued again: {reason}") from exc
@@ -236,13 +255,10 @@ class Jobs:
         """Every run, newest first; queued runs carry their 1-based `position` on their device."""
         with self._connect() as db:
             rows = [dict(row) for row in db.execute("SELECT * FROM runs ORDER BY created DESC")]
-        waiting: dict[str, list[dict[str, Any]]] = {}
+        waiting: dict[str, int] = {}  # device -> queued rows seen so far, oldest first
         for row in sorted(rows, key=lambda r: (r["queued"], r["id"])):
             if row["state"] == "queued":
-                waiting.setdefault(row["device"], []).append(row)
-        for device_rows in waiting.values():
-            for position, row in enumerate(device_rows, start=1):
-                row["position"] = position
+                row["position"] = waiting[row["device"]] = waiting.get(row["device"], 0) + 1
         return rows
 
     def run_dir(self, run_id: str) -> RunDir:
@@ -299,13 +315,17 @@ class Jobs:
         return queue_db.transaction(self.path)
 
 
-def launch_claimed_run(run: RunDir, row: sqlite3.Row, gpus: list[str]) -> None:
-    """Start a run this dispatch has claimed, on `gpus` ([] for the CPU): the local engine, a
-    detached supervisor on this machine, which gives the trainer those GPUs (status.json's
-    `gpus`). The one call another engine (Ray) replaces. Raises OSError, ValueError or
-    LaunchError when the run cannot start."""
+def launch_claimed_run(
+    run: RunDir, row: sqlite3.Row, gpus: list[str] | None, wanted: int
+) -> tuple[str | None, str | None]:
+    """Start a claimed run: on `gpus` ([] = CPU) a detached supervisor here pins the trainer to
+    them; None asks the Ray cluster for `wanted` GPUs. Returns the runs table's gpus text and
+    Ray job id; raises OSError, ValueError, LaunchError or RayEngineError if it cannot start."""
+    if gpus is None:
+        return ray_queue.placement_text(wanted), ray_queue.place_run(run, row, wanted)
     run.write_status("queued", resume=bool(row["resume"]), gpus=gpus)
     launch(run, cwd=row["cwd"], env=trainer_environment(bool(row["server_token"])))
+    return format_gpus(gpus), None
 
 
 def summarise(run: RunDir) -> tuple[int | None, float | None, float | None, float | None]:
@@ -320,6 +340,17 @@ def summarise(run: RunDir) -> tuple[int | None, float | None, float | None, floa
 
 
 QUEUED_CANCEL = "Cancelled while queued."
+
+
+def placeable_device(config: FtuiConfig, cwd: str | Path) -> str:
+    """Check that `config` can run where runs go (this machine, or the Ray cluster); return its
+    slot kind, "cuda" or "cpu". Raises ConfigError (a Ray cluster that does not answer too)."""
+    if ray_address():
+        return ray_queue.check_fits_cluster(config)
+    config.check_runnable()  # bounds, and no more processes than this machine's devices
+    if problem := accelerate_machines_problem(config, cwd):
+        raise ConfigError(problem)
+    return device_key(config)
 
 
 def _fail_row(db: sqlite3.Connection, run_id: str, run: RunDir, message: str) -> None:
@@ -350,7 +381,7 @@ def _check_resumable(row: dict[str, Any], run: RunDir) -> None:
         )
     try:
         config = run.read_config()
-        config.check_runnable()
+        placeable_device(config, row["cwd"])
         problems = changed_inputs(run, config, row["cwd"])
     except (OSError, ValueError) as exc:
         raise JobError(f"run {row['id']} cannot be resumed: {exc}") from exc

@@ -3,7 +3,8 @@
     with connect(path) as db: ...        # reads; rows are sqlite3.Row
     with transaction(path) as db: ...    # BEGIN IMMEDIATE: holds the write lock from the start
 
-`runs` indexes the run folders and the queue (ftui.runs.jobs); `leases` holds the GPU leases
+`runs` indexes the run folders and the queue (ftui.runs.jobs), with the Ray job id of a run
+placed on a Ray cluster (ftui.runs.ray_queue); `leases` holds the GPU leases
 of web-process work (ftui.runs.device_lease). Both are created on first use, and a column
 added since an older ftui.db was written is added with ALTER TABLE ... ADD COLUMN, its rows
 getting the column's default. WAL mode lets readers go on while one process writes; SQLite's
@@ -41,7 +42,8 @@ CREATE TABLE IF NOT EXISTS runs (
     error TEXT,
     server_token INTEGER NOT NULL DEFAULT 0,
     gpus_wanted INTEGER,
-    gpus TEXT
+    gpus TEXT,
+    ray_job TEXT
 );
 CREATE TABLE IF NOT EXISTS leases (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -55,12 +57,13 @@ CREATE TABLE IF NOT EXISTS leases (
 );
 """
 # Columns newer than the first ftui.db, with what older rows get: no server token (the safe
-# side); GPUs wanted unknown (read from the run's config.yaml); no GPU recorded.
+# side); GPUs wanted unknown (read from the run's config.yaml); no GPU recorded; no Ray job.
 ADDED_COLUMNS = {
     "runs": {
         "server_token": "INTEGER NOT NULL DEFAULT 0",
         "gpus_wanted": "INTEGER",
         "gpus": "TEXT",
+        "ray_job": "TEXT",
     },
     "leases": {"gpu": "TEXT"},
 }

@@ -8,15 +8,19 @@
     engine.check(run)                      # status.json, after Ray's word on the job
     engine.stop(job_id)                    # the hard kill
     engine.last_log_lines(job_id)          # Ray's own log of the job (a job that died early)
+    engine.cluster_resources()             # {"CPU": 8.0, "GPU": 4.0, ...} of the live nodes
 
 Ray Jobs does the placement: the GPU request is the job's resources, so Ray waits for free GPUs
-and sets CUDA_VISIBLE_DEVICES. A one-process run's job is `python -m ftui train RUN` on the
-node Ray picks; a run with `train.num_processes` N > 1 runs this module as the job's driver,
-which starts Ray Train's TorchTrainer with N workers (one GPU each, on any nodes; gloo on CPU)
-calling the same `train_run_dir` — Ray Train sets RANK and WORLD_SIZE, so only rank 0 writes
-status.json. The run folder stays the contract: it must be on storage every node mounts, and
-the trainer's output goes to its train.log as on one machine. Ray's own job log keeps what
-happened before that (a folder missing on the node, a working folder that is not there).
+and sets CUDA_VISIBLE_DEVICES. status.json records the request (`gpus_requested`, an int);
+its `gpus`, the list of GPU names on one machine, is left out (the node's CUDA_VISIBLE_DEVICES
+is in train.log's "[ftui] Ray job ... on node" line). A one-process run's job is
+`python -m ftui train RUN` on the node Ray picks; a run with `train.num_processes` N > 1 runs
+this module as the job's driver, which starts Ray Train's TorchTrainer with N workers (one GPU
+each, on any nodes; gloo on CPU) calling the same `train_run_dir` — Ray Train sets RANK and
+WORLD_SIZE, so only rank 0 writes status.json. The run folder stays the contract: it must be
+on storage every node mounts, and the trainer's output goes to its train.log as on one
+machine. Ray's own job log keeps what happened before that (a folder missing on the node, a
+working folder that is not there).
 
 Liveness is Ray's job status, not a pid: `check` marks a run whose job ended without a final
 word failed (cancelled when a cancel was asked), with its last log lines. A cancel writes the
@@ -64,6 +68,10 @@ class RayEngineError(RuntimeError):
     """The Ray cluster could not be reached or refused a request, in plain words."""
 
 
+class RayUnreachable(RayEngineError):
+    """The Ray cluster did not answer (down, restarting, a network problem): try again later."""
+
+
 def ray_address() -> str | None:
     """The Ray jobs address from $FTUI_RAY_ADDRESS; None means one machine, no Ray."""
     return os.environ.get(ADDRESS_VARIABLE) or None
@@ -89,7 +97,7 @@ class RayEngine:
             try:
                 self._client = JobSubmissionClient(self.address)
             except Exception as exc:  # connection refused, wrong token, not a Ray dashboard
-                raise RayEngineError(f"Ray at {self.address} cannot be reached: {exc}") from exc
+                raise RayUnreachable(f"Ray at {self.address} cannot be reached: {exc}") from exc
         return self._client
 
     # ------------------------------------------------------------ placing
@@ -118,8 +126,9 @@ class RayEngine:
         command = job_command(run, job_id, self.python, folder, workers, gpus // workers, resume)
         earlier = run.read_status().get("state", "queued")
         run.write_status(
-            "running", engine="ray", ray_job_id=job_id, ray_address=self.address, ray_gpus=gpus,
-            placed=time.time(), heartbeat=time.time(), error=None, finished=None,
+            "running", engine="ray", ray_job_id=job_id, ray_address=self.address,
+            gpus_requested=gpus, gpus=None, resume=resume, placed=time.time(),
+            heartbeat=time.time(), error=None, finished=None,
         )  # fmt: skip
         try:
             self.client.submit_job(
@@ -131,8 +140,25 @@ class RayEngine:
             )
         except Exception as exc:
             run.write_status(earlier, ray_job_id=None)
+            if isinstance(exc, (OSError, RayUnreachable)):  # requests' connection errors
+                raise RayUnreachable(f"Ray at {self.address} cannot be reached: {exc}") from exc
             raise RayEngineError(f"Ray at {self.address} refused run {run.run_id}: {exc}") from exc
         return job_id
+
+    def cluster_resources(self) -> dict[str, float]:
+        """The resources of the cluster's live nodes added up ({"CPU": 8.0, "GPU": 4.0}),
+        from Ray's state API on the same address and token as the jobs API."""
+        from ray.util.state import list_nodes
+
+        try:
+            nodes = list_nodes(address=self.address, filters=[("state", "=", "ALIVE")], timeout=10)
+        except Exception as exc:  # connection refused, wrong token, a timeout
+            raise RayUnreachable(f"Ray at {self.address} cannot be reached: {exc}") from exc
+        total: dict[str, float] = {}
+        for node in nodes:
+            for name, amount in (node.resources_total or {}).items():
+                total[name] = total.get(name, 0.0) + float(amount)
+        return total
 
     # ------------------------------------------------------------ watching
 
@@ -146,7 +172,7 @@ class RayEngine:
                 return UNKNOWN
             raise RayEngineError(f"Ray at {self.address}: {exc}") from exc
         except OSError as exc:  # requests' connection errors
-            raise RayEngineError(f"Ray at {self.address} cannot be reached: {exc}") from exc
+            raise RayUnreachable(f"Ray at {self.address} cannot be reached: {exc}") from exc
 
     def last_log_lines(self, job_id: str, lines: int = LOG_LINES_ON_FAILURE) -> str:
         """The end of Ray's own log of the job, without the lines Ray writes for every job.

@@ -46,6 +46,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import psutil
+import yaml
 
 from ftui.config import FtuiConfig
 from ftui.config.devices import count_cuda_devices
@@ -82,6 +83,27 @@ def trainer_command(run: RunDir, config: FtuiConfig, device: str, resume: bool) 
     else:
         launcher += ["--multi_gpu"]
     return [*launcher, "--num_processes", str(processes), "-m", *target]
+
+
+def accelerate_machines_problem(config: FtuiConfig, cwd: str | Path) -> str | None:
+    """Why the run's accelerate config cannot run here (None when it can): ftui starts
+    `accelerate launch` on this machine only, so a config for several machines would wait for
+    the others forever (several machines go through Ray). An unreadable file: accelerate's."""
+    path = config.train.accelerate_config
+    if not path:
+        return None
+    try:
+        settings = yaml.safe_load((Path(cwd) / path).read_text(encoding="utf-8"))
+    except (OSError, ValueError, yaml.YAMLError):
+        return None
+    machines = settings.get("num_machines", 1) if isinstance(settings, dict) else 1
+    if machines in (None, 1):
+        return None
+    return (
+        f"train.accelerate_config: {path} is for {machines} machines (num_machines), but ftui "
+        "starts accelerate on this machine only; use a config for one machine, or run on "
+        "several machines through Ray (FTUI_RAY_ADDRESS, see the README)"
+    )
 
 
 def trainer_devices(
@@ -291,7 +313,10 @@ def is_alive(pid: int | None, started: float | None = None) -> bool:
 
 def processes_gone(status: dict, grace_seconds: float) -> bool:
     """No word from the run for `grace_seconds` and neither its supervisor nor its trainer
-    alive — the processes that were recorded (pid and start time), not a reused pid."""
+    alive — the processes that were recorded (pid and start time), not a reused pid. Never
+    for a run on Ray (its pids are on a node): Ray's job status says (ftui.runs.ray_queue)."""
+    if status.get("engine") == "ray":
+        return False
     last_word = max(status.get("heartbeat") or 0, status.get("updated") or 0)
     if time.time() - last_word < grace_seconds:
         return False
@@ -355,10 +380,14 @@ def disk_full_message(run: RunDir) -> str:
 def wait_for(run: RunDir, timeout: float | None = None) -> dict:
     """Poll status.json until the run is completed, failed or cancelled; return the status.
 
-    Raises TimeoutError after `timeout` seconds with the state it was last in.
+    Raises TimeoutError after `timeout` seconds with the state it was last in. A run on Ray is
+    checked with Ray too, so a job that died there ends the wait.
     """
+    from ftui.runs.ray_queue import watch_ray_runs
+
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
+        watch_ray_runs([run])  # only a run whose status.json says engine "ray"
         status = run.read_status()
         if status.get("state") in FINISHED:
             return status

@@ -108,6 +108,8 @@ def state_text(row: dict[str, Any]) -> str:
         return f"queued (#{row['position']} in line for {device})"
     if row.get("state") == "running" and row.get("gpus"):
         gpus = row["gpus"]
+        if gpus.startswith("ray:"):  # placed on a Ray cluster: "ray: 2 GPUs"
+            return f"running on {gpus}"
         return f"running on GPU{'s' if ',' in gpus else ''} {gpus}"
     return str(row.get("state", "unknown"))
 
