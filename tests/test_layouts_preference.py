@@ -168,3 +168,22 @@ def test_two_kto_steps_on_the_bundled_model_save_a_peft_adapter(tmp_path):
     )
     lora_b = [p for name, p in tuned.named_parameters() if "lora_B" in name]
     assert lora_b and all(torch.count_nonzero(p) > 0 for p in lora_b)  # every adapter trained
+
+
+def test_the_recommender_and_the_catalog_offer_kto_for_labelled_answers():
+    from ftui.config import config_from_dotted, field_spec
+    from ftui.methods import compatible_formats, objective_for_format
+    from ftui.recommend import recommend
+
+    rec = recommend(
+        gpu_memory_gb=80,
+        dataset_rows=3_000,
+        task_specificity="narrow",
+        performance="good",
+        model_params=134_515_008,
+        data_format="kto",
+    )
+    assert rec.settings["method.objective"] == "kto" and "objective is KTO" in rec.reason
+    config_from_dotted(rec.settings)  # a valid config with the default batch size
+    assert "kto" in field_spec("method.objective").choices  # the Method tab's menu
+    assert objective_for_format("kto") == "kto" and compatible_formats("kto") == ["kto"]
