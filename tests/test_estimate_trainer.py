@@ -63,12 +63,15 @@ def test_the_calibration_grid_is_met_too(recomputed):
     assert result["median_abs_error"] <= 0.10 and result["worst_abs_error"] <= 0.20, result
 
 
-def test_a_preset_on_its_own_dataset_is_within_20_percent(recomputed):
-    """Rows of real lengths (the flagship preset): the longest batch comes from the dataset."""
+def test_a_preset_on_its_own_dataset_is_on_the_safe_side(recomputed):
+    """Rows of real lengths (the flagship preset): the longest batch comes from the dataset.
+    Its loss is on the answers only and TRL's head scores only labelled positions, while the
+    estimate counts every position of the longest batch: high, never low, by a bounded amount."""
     (row,) = recomputed["presets"]
     assert row["preset"] == "presets/triage-lora.yaml"
     assert 0 < row["today"]["longest_row_tokens"] < row["tokens"]
-    assert errors([row])["worst_abs_error"] <= 0.20
+    ratio = row["today"]["estimated_required_bytes"] / row["measured_bytes"]
+    assert 1.0 <= ratio <= 1.30, f"estimate / measured = {ratio:.2f}"
 
 
 def test_the_committed_estimates_are_todays(recomputed):
