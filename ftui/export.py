@@ -1,6 +1,7 @@
 """Export a run: merge its adapter into the base, save safetensors, optionally push to the Hub.
 
     folder = merge_run(run, workspace.resolve("exports/triage"))   # loads with plain transformers
+    exported = read_exports(run)                                    # what was written, for reports
     timing = compare_latency(run, folder)                           # merged vs base + adapter
     url = push_to_hub(folder, "me/triage-smollm2", token)           # token never stored or logged
 
@@ -10,6 +11,7 @@ The output folder must be inside the workspace (the caller resolves it through
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import time
@@ -24,13 +26,23 @@ from ftui.runs.rundir import RunDir
 
 BUNDLED_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
+EXPORTS_FILE = "exports.jsonl"  # in the run folder: one line per export
 LATENCY_PROMPT = [{"role": "user", "content": "Describe what a help desk does in one sentence."}]
 
 
 def merge_run(run: RunDir, out: Path) -> Path:
-    """Base + adapter merged into one model folder (safetensors, tokenizer, model card).
-    The merge runs on the device ftui.runs.device_lease's policy picks (never a GPU that is
-    training); the saved dtype is the run's own either way."""
+    """Base + adapter merged into one model folder (safetensors, tokenizer, model card),
+    recorded in the run's exports list (the HTML report names it)."""
+    started = time.perf_counter()
+    write_merged_model(run, out)
+    size = sum(path.stat().st_size for path in out.iterdir() if path.is_file())
+    record_export(run, "safetensors", out, size, time.perf_counter() - started)
+    return out
+
+
+def write_merged_model(run: RunDir, out: Path) -> Path:
+    """The merge itself, recorded nowhere. It runs on the device ftui.runs.device_lease's
+    policy picks (never a GPU that is training); the saved dtype is the run's own either way."""
     output = run.output
     if output is None:
         raise ValueError(f"run {run.run_id} has saved no adapter or model to export")
@@ -95,6 +107,31 @@ def model_card(run: RunDir) -> str:
         f"{config.train.learning_rate}. {eval_line}\n\nThe adapter is merged into the base "
         "weights, so the model loads with `AutoModelForCausalLM.from_pretrained`.\n"
     )
+
+
+def record_export(run: RunDir, kind: str, path: Path, size: int, seconds: float) -> dict:
+    """Append one line to the run's exports.jsonl: what was written, where (relative to the
+    workspace: no server path leaves in a report), how big, how long it took."""
+    try:
+        where = str(path.resolve().relative_to(run.path.resolve().parent.parent))
+    except ValueError:  # outside the workspace (a caller's own folder): its name only
+        where = path.name
+    record = {
+        "kind": kind, "path": where, "bytes": size, "seconds": round(seconds, 1),
+        "time": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }  # fmt: skip
+    with (run.path / EXPORTS_FILE).open("a", encoding="utf-8") as log:
+        log.write(json.dumps(record) + "\n")
+    return record
+
+
+def read_exports(run: RunDir) -> list[dict]:
+    """The run's export records, oldest first (none if it was never exported)."""
+    path = run.path / EXPORTS_FILE
+    if not path.is_file():
+        return []
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
 
 
 def _hub_base_model(name_or_path: str) -> str | None:

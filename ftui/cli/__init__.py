@@ -13,6 +13,7 @@
     ftui delete RUN [--workspace DIR]                   # remove a finished run and its files
     ftui eval RUN [--limit N] [--json] [--forgetting] [--report FILE.html] [--workspace DIR]
     ftui export RUN --merge --out DIR [--push REPO_ID] [--workspace DIR]  # token: $HF_TOKEN
+    ftui export RUN --gguf f16|q8_0 --out DIR   # one GGUF file + an Ollama Modelfile
 
 `--set train.epochs=3` changes any setting of the config (repeatable); `ftui train --help`
 lists them all with their defaults and allowed values. `ftui estimate` also takes short flags

@@ -72,9 +72,16 @@ def _add_eval_parser(commands) -> None:
 
 
 def _add_export_parser(commands) -> None:
-    export = commands.add_parser("export", help="merge a run's adapter and save or push it")
+    export = commands.add_parser(
+        "export", help="merge a run's adapter and save, push or write it as GGUF"
+    )
     export.add_argument("run", help="run id")
-    export.add_argument("--merge", action="store_true", required=True, help="merge the adapter")
+    export.add_argument("--merge", action="store_true", help="merge the adapter (safetensors)")
+    export.add_argument(
+        "--gguf", metavar="FORMAT",
+        help="write one GGUF file and an Ollama Modelfile: f16 or q8_0 (q4_k_m with "
+        "llama.cpp's llama-quantize installed)",
+    )  # fmt: skip
     export.add_argument("--out", required=True, help="folder inside the workspace")
     export.add_argument(
         "--push", metavar="REPO_ID", help="push to this Hub repo ($HF_TOKEN or `hf auth login`)"
@@ -198,11 +205,19 @@ def export_run(args: argparse.Namespace) -> int:
     from ftui.server.hub_auth import server_token
     from ftui.workspace import PathOutsideWorkspace, Workspace
 
+    if not (args.merge or args.gguf):
+        return refuse("say what to export: --merge, --gguf FORMAT, or both")
+    if args.push and not args.merge:
+        return refuse("--push uploads the merged folder: add --merge")
     workspace = Workspace.open(args.workspace)
     jobs = Jobs(workspace)
     try:
         jobs.get(args.run)
         run = jobs.run_dir(args.run)
+        if args.gguf:
+            _export_gguf(run, workspace.resolve(args.out), args.gguf)
+        if not args.merge:
+            return EXIT_OK
         folder = merge_run(run, workspace.resolve(args.out))
         print(f"merged model saved to {folder}")
         if run.output == run.adapter:
@@ -216,6 +231,21 @@ def export_run(args: argparse.Namespace) -> int:
     except (JobError, ValueError, PathOutsideWorkspace, RuntimeError) as exc:
         return refuse(exc)
     return EXIT_OK
+
+
+def _export_gguf(run, out: Path, format: str) -> None:
+    """Write the GGUF, printing progress to stderr every tenth; GgufUnsupported is a
+    ValueError, so the caller refuses it with its message."""
+    from ftui.gguf_export import describe_export, export_gguf
+
+    shown = [-1]
+
+    def progress(fraction: float, text: str) -> None:
+        if int(fraction * 10) > shown[0]:
+            shown[0] = int(fraction * 10)
+            print(f"[ftui] GGUF {format}: {fraction:.0%} {text}", file=sys.stderr, flush=True)
+
+    print(describe_export(export_gguf(run, out, format, progress)))
 
 
 def supervise_run(args: argparse.Namespace) -> int:

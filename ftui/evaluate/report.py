@@ -2,8 +2,9 @@
 
 One file, no scripts and no network: the scores table, a bar chart of the scores and the
 training curves as inline SVG (matplotlib), the best and worst examples side by side with the
-reference, the forgetting check when it was run, and the run's config (secrets already masked
-in config.yaml). Charts use matplotlib's object API (no pyplot state), so threads are safe.
+reference, the forgetting check when it was run, the files the run was exported to (merged
+folders, GGUF files), and the run's config (secrets already masked in config.yaml). Charts use
+matplotlib's object API (no pyplot state), so threads are safe.
 
     html = report_html(run, eval_report, forgetting)   # write it anywhere, open in a browser
 """
@@ -17,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from ftui.evaluate.compare import TITLES, VARIANTS
+from ftui.export import read_exports
 from ftui.runs.rundir import RunDir
 
 STYLE = """
@@ -49,6 +51,9 @@ def report_html(run: RunDir, report: dict[str, Any], forgetting: dict | None = N
     ]
     if forgetting:
         parts += ["<h2>Forgetting check</h2>", _forgetting_html(forgetting)]
+    exported = read_exports(run)
+    if exported:
+        parts += ["<h2>Exported files</h2>", _exports_table(exported)]
     parts += ["<h2>Config</h2>", f"<pre>{_e(run.config_path.read_text(encoding='utf-8'))}</pre>"]
     body = "\n".join(parts)
     return (
@@ -73,6 +78,19 @@ def _examples_table(report: dict[str, Any], indexes: list[int]) -> str:
             score = example[f"{variant}_scores"][primary]
             row[TITLES[variant]] = f"{example[variant]}  [{primary} {score:.2f}]"
         rows.append(row)
+    return pd.DataFrame(rows).to_html(index=False, border=0)
+
+
+def _exports_table(exported: list[dict[str, Any]]) -> str:
+    """Each export of the run: what, where in the workspace, size, time taken, when."""
+    rows = [
+        {
+            "Kind": record["kind"], "File or folder": record["path"],
+            "Size": f"{record['bytes'] / 1e6:.1f} MB", "Took": f"{record['seconds']:.1f} s",
+            "When": record["time"],
+        }
+        for record in exported
+    ]  # fmt: skip
     return pd.DataFrame(rows).to_html(index=False, border=0)
 
 

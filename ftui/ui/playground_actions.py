@@ -29,8 +29,8 @@ from ftui.workspace import PathOutsideWorkspace, Workspace
 CASES_SHOWN = 3
 DEMO_NO_EXPORT = (
     "This public demo keeps every model on the server: merging and pushing to the Hub are "
-    "switched off here. To export a fine-tuned model, run ftui on your own machine "
-    "(`make run` in its repository) or duplicate this Space with FTUI_DEMO off."
+    "switched off here, and so is GGUF export. To export a fine-tuned model, run ftui on your "
+    "own machine (`make run` in its repository) or duplicate this Space with FTUI_DEMO off."
 )
 NO_TOKEN = (
     "Paste a Hugging Face token with write access into the Hub token box "
@@ -346,6 +346,24 @@ def push(jobs: Jobs, workspace: Workspace, run_id: str, out: str, repo_id: str, 
     except (ValueError, RuntimeError) as exc:
         raise gr.Error(str(exc)) from None
     return f"Pushed to {url}"
+
+
+def export_gguf(
+    jobs: Jobs, settings: ServerSettings, request: Any, run_id: str, out: str, format: str,
+    progress: Any,
+) -> str:  # fmt: skip
+    """Write the run as one GGUF file + Ollama Modelfile, if this caller may export into
+    `out` (require_owner: the same rules as a merge); say where, how big, how long."""
+    from ftui.gguf_export import describe_export
+    from ftui.gguf_export import export_gguf as write_gguf_export
+
+    folder = require_owner(jobs, settings, request, run_id, out, "export")
+    run = run_dir(jobs, run_id)
+    try:
+        record = write_gguf_export(run, folder, format, lambda f, text: progress(f, desc=text))
+    except ValueError as exc:  # GgufUnsupported included: what ftui can convert instead
+        raise gr.Error(str(exc)) from None
+    return describe_export(record)
 
 
 def _export_folder(workspace: Workspace, out: str, run_id: str | None) -> Path:

@@ -55,6 +55,8 @@ class ExportPanel:
     repo: gr.Textbox
     token: gr.Textbox
     push: gr.Button
+    gguf_format: gr.Dropdown
+    gguf: gr.Button
     result: gr.Markdown
 
 
@@ -124,9 +126,10 @@ def forgetting_panel() -> ForgettingPanel:
     return ForgettingPanel(check, gr.Markdown("", elem_id="pg-forgetting"))
 
 
-def export_panel(demo_note: str) -> ExportPanel:
-    """Merge into a workspace folder and push to the Hub; in a public demo both are off and
-    `demo_note` says why (the server refuses them anyway)."""
+def export_panel(demo_note: str, gguf_formats: list[str]) -> ExportPanel:
+    """Merge into a workspace folder, push to the Hub, or write one GGUF file (in one of
+    `gguf_formats`) with an Ollama Modelfile; in a public demo all are off and `demo_note`
+    says why (the server refuses them anyway)."""
     gr.Markdown("## Export")
     if demo_note:
         gr.Markdown(demo_note, elem_id="pg-export-off")
@@ -146,4 +149,14 @@ def export_panel(demo_note: str) -> ExportPanel:
             "this push only: never stored or logged. The server's token is not used.",
         )  # fmt: skip
         push = gr.Button("Push to the Hub", scale=1, elem_id="pg-push", interactive=allowed)
-    return ExportPanel(folder, merge, repo, token, push, gr.Markdown("", elem_id="pg-export"))
+    with gr.Row(equal_height=True):
+        gguf_format = gr.Dropdown(
+            gguf_formats, value="q8_0", label="GGUF format", scale=2, elem_id="pg-gguf-format",
+            info="For llama.cpp, Ollama, LM Studio. f16: the merged weights at half precision; "
+            "q8_0: about half the size of f16, answers nearly always the same.",
+        )  # fmt: skip
+        gguf = gr.Button(
+            "Export GGUF + Ollama Modelfile", scale=1, elem_id="pg-gguf", interactive=allowed
+        )
+    result = gr.Markdown("", elem_id="pg-export")
+    return ExportPanel(folder, merge, repo, token, push, gguf_format, gguf, result)

@@ -2,7 +2,8 @@
 
 Wiring only: the components come from `ftui.ui.playground_layout`, the work from
 `ftui.ui.playground_actions`, which calls ftui.evaluate (one shared Comparison holds one copy
-of the base weights for all three columns), ftui.export (merge, Hub push) and
+of the base weights for all three columns), ftui.export (merge, Hub push), ftui.gguf_export
+(GGUF + Ollama Modelfile) and
 ftui.evaluate.report (the downloadable HTML). Everything a user names — run ids, export
 folders — is checked on the server against the job index and the workspace. A push goes out
 with the caller's own Hub token (typed, or their HF login in hf mode), never the server's
@@ -18,6 +19,7 @@ from pathlib import Path
 import gradio as gr
 
 from ftui.evaluate.cache import ComparisonCache
+from ftui.gguf_export import gguf_formats
 from ftui.runs.jobs import Jobs
 from ftui.server.settings import ServerSettings
 from ftui.ui import playground_actions as actions
@@ -31,7 +33,7 @@ def build_playground_tab(settings: ServerSettings, jobs: Jobs) -> None:
     batch = layout.batch_panel()
     forgetting = layout.forgetting_panel()
     demo = actions.is_demo(settings)  # the server refuses anyway; say so up front
-    export = layout.export_panel(actions.DEMO_NO_EXPORT if demo else "")
+    export = layout.export_panel(actions.DEMO_NO_EXPORT if demo else "", gguf_formats())
     _wire_compare(compare, batch, jobs, cache)
     _wire_batch(batch, compare.run, jobs)
     _wire_forgetting(forgetting, compare.run, jobs, cache)
@@ -82,7 +84,7 @@ def _wire_forgetting(
 
 
 def _wire_export(panel: ExportPanel, run: gr.Dropdown, jobs: Jobs, settings: ServerSettings):
-    """Merge and push, each checked on the server: who may, and into which folder."""
+    """Merge, push and GGUF, each checked on the server: who may, and into which folder."""
 
     def merge(run_id, out, request: gr.Request):
         actions.require_owner(jobs, settings, request, run_id, out, "merge")
@@ -96,7 +98,12 @@ def _wire_export(panel: ExportPanel, run: gr.Dropdown, jobs: Jobs, settings: Ser
     def own_folder(request: gr.Request):
         return actions.default_export_folder(settings, request)
 
+    def gguf(run_id, out, format, request: gr.Request, progress=gr.Progress()):  # noqa: B008
+        return actions.export_gguf(jobs, settings, request, run_id, out, format, progress)
+
     panel.merge.click(merge, [run, panel.folder], panel.result, api_name="export")
+    gguf_inputs = [run, panel.folder, panel.gguf_format]
+    panel.gguf.click(gguf, gguf_inputs, panel.result, api_name="export_gguf")
     inputs = [run, panel.folder, panel.repo, panel.token]
     panel.push.click(push, inputs, panel.result, api_name="push_click")
     gr.on(None, own_folder, None, panel.folder, api_visibility="private", show_progress="hidden")
