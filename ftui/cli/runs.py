@@ -11,11 +11,16 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ftui.cli.exits import EXIT_FAILED, EXIT_OK, refuse
 from ftui.cli.settings import add_set_option, config_with_settings
 
+if TYPE_CHECKING:
+    from ftui.workspace import Workspace
+
 WORKSPACE_HELP = "the workspace folder (default ./workspace)"
+RUN_HELP = "run id (`ftui runs` lists them) or its folder, WORKSPACE/runs/<id>"
 
 
 def add_run_parsers(commands) -> None:
@@ -29,7 +34,7 @@ def add_run_parsers(commands) -> None:
         ("delete", "delete a finished run and its files"),
     ):
         action = commands.add_parser(name, help=help)
-        action.add_argument("run", help="run id (`ftui runs` lists them)")
+        action.add_argument("run", help=RUN_HELP)
         action.add_argument("--workspace", default=None, metavar="DIR", help=WORKSPACE_HELP)
         action.set_defaults(handler=cancel_or_delete, action=name)
     _add_eval_parser(commands)
@@ -62,7 +67,7 @@ def _add_train_parser(commands) -> None:
 
 def _add_eval_parser(commands) -> None:
     evaluate = commands.add_parser("eval", help="score base, few-shot and fine-tuned answers")
-    evaluate.add_argument("run", help="run id")
+    evaluate.add_argument("run", help=RUN_HELP)
     evaluate.add_argument("--limit", type=int, default=None, help="validation rows to score")
     evaluate.add_argument("--workspace", default=None, metavar="DIR", help=WORKSPACE_HELP)
     evaluate.add_argument("--json", action="store_true", help="machine-readable output")
@@ -157,16 +162,42 @@ def list_runs(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cancel_or_delete(args: argparse.Namespace) -> int:
-    from ftui.runs.jobs import JobError, Jobs
+def run_target(target: str, workspace: str | None) -> tuple[Workspace, str]:
+    """(workspace, run id) of a run named by its id or by its folder. A folder
+    (WORKSPACE/runs/<id>, relative or absolute) belongs to the workspace two levels up;
+    --workspace, when given as well, has to be that one. Raises JobError saying what is wrong."""
+    from ftui.runs.jobs import JobError
     from ftui.workspace import Workspace
 
-    jobs = Jobs(Workspace.open(args.workspace))
+    folder = Path(target).expanduser()
+    looks_like_path = any(sep in target for sep in ("/", "\\")) or target in (".", "..")
+    if not (looks_like_path or (folder / "config.yaml").is_file()):
+        return Workspace.open(workspace), target
+    folder = folder.resolve()
+    if not (folder / "config.yaml").is_file():
+        raise JobError(f"{target} is not a run folder (it has no config.yaml); give a run id or "
+                       "a WORKSPACE/runs/<id> folder")  # fmt: skip
+    if folder.parent.name != "runs":
+        raise JobError(f"{target} is not inside a workspace's runs/ folder (WORKSPACE/runs/<id>)")
+    root = folder.parent.parent
+    if workspace and Path(workspace).expanduser().resolve() != root:
+        raise JobError(
+            f"{target} belongs to the workspace {root}, not {workspace}; leave out --workspace "
+            "or give the run id"
+        )
+    return Workspace.open(root), folder.name
+
+
+def cancel_or_delete(args: argparse.Namespace) -> int:
+    from ftui.runs.jobs import JobError, Jobs
+
     try:
+        workspace, run_id = run_target(args.run, args.workspace)
+        jobs = Jobs(workspace)
         if args.action == "cancel":
-            print(jobs.cancel(args.run))
+            print(jobs.cancel(run_id))
         else:
-            jobs.delete(args.run)
+            jobs.delete(run_id)
             print("deleted")
     except JobError as exc:
         return refuse(exc)
@@ -179,12 +210,12 @@ def evaluate_run_command(args: argparse.Namespace) -> int:
     from ftui.evaluate.forgetting import forgetting_check_run
     from ftui.evaluate.report import report_html
     from ftui.runs.jobs import JobError, Jobs
-    from ftui.workspace import Workspace
 
-    jobs = Jobs(Workspace.open(args.workspace))
     try:
-        jobs.get(args.run)
-        run = jobs.run_dir(args.run)
+        workspace, run_id = run_target(args.run, args.workspace)
+        jobs = Jobs(workspace)
+        jobs.get(run_id)
+        run = jobs.run_dir(run_id)
         report = evaluate_run(run, limit=args.limit)
         forgetting = forgetting_check_run(run) if args.forgetting else None
     except (JobError, ValueError) as exc:

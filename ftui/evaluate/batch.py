@@ -4,7 +4,10 @@
 
 Every variant answers every validation prompt greedily with the same settings; answers are
 scored against the reference with the task's metrics (ftui.evaluate.metrics) and each
-variant's perplexity of the reference answers is measured. The report keeps every example
+variant's perplexity of the reference answers is measured. Both come from one batched pass
+over each prompt, with the prompts' shared start (system prompt, instruction, few-shot
+examples) computed once (ftui.evaluate.decoding); models that cannot share a KV cache that
+way fall back to transformers' generate and one forward per row. The report keeps every example
 side by side, plus the best and worst cases of the fine-tuned model. The models load where
 ftui.runs.device_lease's policy puts them (a GPU lease, or the CPU while a run trains on the GPU:
 the report's `device_note` says so).
@@ -18,7 +21,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ftui.evaluate.compare import VARIANTS, Comparison, Messages
+from ftui.evaluate.compare import VARIANTS, Answer, Comparison, Messages
 from ftui.evaluate.metrics import METRICS, PRIMARY, mean_scores, score_answer, task_kind
 from ftui.runs.rundir import RunDir
 
@@ -64,7 +67,7 @@ def _evaluate(
         def step(done: int, variant: str = variant, number: int = number) -> None:
             progress((number + done / len(rows)) / len(VARIANTS), f"{variant}: {done}/{len(rows)}")
 
-        answers = _answers(compare, rows, variant, step)
+        answers, variant_perplexity = answers_and_perplexity(compare, rows, variant, step)
         pairs = zip(answers, references, strict=True)
         scores = [score_answer(answer.text, ref, kind) for answer, ref in pairs]
         for example, answer, score in zip(examples, answers, scores, strict=True):
@@ -72,7 +75,7 @@ def _evaluate(
             example[f"{variant}_scores"] = score
         summary[variant] = {
             **mean_scores(scores),
-            "perplexity": perplexity(compare, rows, variant),
+            "perplexity": variant_perplexity,
             "tokens_per_second": sum(a.new_tokens for a in answers)
             / max(sum(a.seconds for a in answers), 1e-9),
         }
@@ -86,6 +89,28 @@ def validation_rows(compare: Comparison, limit: int) -> list[dict[str, Messages]
     if not validation or "completion" not in validation[0]:
         raise ValueError("this run has no validation prompts with reference answers to score")
     return validation[:limit]
+
+
+def answers_and_perplexity(
+    compare: Comparison, rows: list[dict[str, Messages]], variant: str, step: Callable[[int], None]
+) -> tuple[list[Answer], float]:
+    """A variant's greedy answers to the rows' prompts and its perplexity of their reference
+    answers. Where the model allows, both come from one pass over each prompt on a shared KV
+    cache (ftui.evaluate.decoding); otherwise from generate and one forward per row."""
+    chats = [compare.chat(row["prompt"], variant) for row in rows]
+    prompts = [compare.prompt_ids(chat) for chat in chats]
+    pairs = zip(chats, rows, strict=True)
+    fulls = [compare.prompt_ids(chat + row["completion"], False) for chat, row in pairs]
+    continues = all(full[: len(p)] == p for full, p in zip(fulls, prompts, strict=True))
+    if not (continues and compare.shares_cache(variant)):
+        return _answers(compare, rows, variant, step), perplexity(compare, rows, variant)
+    references = [full[len(p) :] for full, p in zip(fulls, prompts, strict=True)]
+    max_new_tokens = compare.config.eval.max_new_tokens
+    results = compare.answer_rows(prompts, variant, max_new_tokens, references, step)
+    nll = sum(result.reference_nll for result in results)
+    scored = sum(result.reference_tokens for result in results)
+    answers = [compare.answer(result) for result in results]
+    return answers, math.exp(nll / scored) if scored else float("nan")
 
 
 def _answers(compare: Comparison, rows: list, variant: str, step: Callable[[int], None]) -> list:

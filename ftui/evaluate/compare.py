@@ -8,7 +8,9 @@ For adapter runs the fine-tuned variant is the base with the adapter enabled; ba
 few-shot run inside `disable_adapter()`, so one copy of the weights serves all three. A full
 fine-tune saves a whole model: it is loaded as a second model. Few-shot shows the base model
 k examples from the run's training split as earlier chat turns, with the same system prompt
-and chat template the run was trained with.
+and chat template the run was trained with. Greedy answers run on a shared KV cache
+(ftui.evaluate.decoding) where the model allows; the Playground streams the three variants
+together (ftui.evaluate.side_by_side).
 
 Generation never hangs its caller: a streamed answer that produces no new text for
 FTUI_GENERATION_TIMEOUT_SECONDS (default 120) is stopped, and a generation that fails ends
@@ -31,6 +33,8 @@ from ftui.config import FtuiConfig
 from ftui.runs.rundir import RunDir
 
 VARIANTS = ("base", "few_shot", "fine_tuned")
+# Adapters that only change weights (no virtual tokens in the cache): safe for RowBatch.
+CACHE_SAFE_PEFT_TYPES = {"LORA", "IA3"}
 DEFAULT_GENERATION_TIMEOUT_SECONDS = 120.0
 TITLES = {"base": "Base", "few_shot": "Few-shot", "fine_tuned": "Fine-tuned"}
 Messages = list[dict[str, str]]
@@ -71,6 +75,9 @@ class Comparison:
     lock: threading.Lock = field(default_factory=threading.Lock)
     last_used: float = field(default_factory=time.monotonic)
     closed: bool = False
+    # The Playground's last prompt per variant, {variant: (token ids, KV cache)}: the next
+    # question reuses what it shares with it (ftui.evaluate.side_by_side).
+    prefix_memo: dict = field(default_factory=dict)
 
     @classmethod
     def load(cls, run: RunDir, shots: int | None = None, device: str | None = None) -> Comparison:
@@ -122,9 +129,14 @@ class Comparison:
     def generate(
         self, chats: list[Messages], variant: str, max_new_tokens: int, **decoding: Any
     ) -> list[Answer]:
-        """Answers to several chats at once (left-padded batch); greedy unless told otherwise."""
+        """Answers to several chats at once; greedy unless told otherwise. Greedy answers run
+        on a shared KV cache where the model allows (ftui.evaluate.decoding), else through
+        transformers' generate (left-padded batch)."""
         import torch
 
+        if not decoding and self.shares_cache(variant):
+            prompts = [self.prompt_ids(chat) for chat in chats]
+            return [self.answer(row) for row in self.answer_rows(prompts, variant, max_new_tokens)]
         batch = self.tokenizer.apply_chat_template(
             chats, add_generation_prompt=True, return_tensors="pt", return_dict=True,
             padding=True,
@@ -146,6 +158,51 @@ class Comparison:
             text = self.tokenizer.decode(row, skip_special_tokens=True).strip()
             answers.append(Answer(text, seconds / len(chats), count))
         return answers
+
+    def shares_cache(self, variant: str) -> bool:
+        """Whether `variant`'s greedy answers can run on ftui.evaluate.decoding's shared
+        KV cache (a plain decoder, no logits processors, an adapter that only changes weights)."""
+        from ftui.evaluate.decoding import plain_greedy
+        from ftui.evaluate.kv_rows import shares_kv_cache
+
+        model = self.tuned if variant == "fine_tuned" else self.base
+        if not (shares_kv_cache(model) and plain_greedy(model.generation_config)):
+            return False
+        if variant != "fine_tuned" or not hasattr(model, "peft_config"):
+            return True  # base and few-shot run with the adapter switched off
+        types = {getattr(c.peft_type, "value", c.peft_type) for c in model.peft_config.values()}
+        return types <= CACHE_SAFE_PEFT_TYPES
+
+    def prompt_ids(self, chat: Messages, answer: bool = True) -> list[int]:
+        """The token ids of a chat, ending with the assistant's turn opened (`answer`)."""
+        return self.tokenizer.apply_chat_template(
+            chat, add_generation_prompt=answer, return_dict=True
+        )["input_ids"]
+
+    def answer_rows(
+        self, prompts: list[list[int]], variant: str, max_new_tokens: int,
+        references: list[list[int]] | None = None, on_batch: Any = None,
+    ) -> list[Any]:  # fmt: skip
+        """ftui.evaluate.decoding.answer_rows for `variant` (call where shares_cache says so)."""
+        import torch
+
+        from ftui.evaluate.decoding import answer_rows, rows_per_batch, stop_ids
+
+        longest = max(len(p) for p in prompts) + max_new_tokens
+        scored = max((len(r) for r in references), default=0) if references else 0
+        with torch.inference_mode(), self.variant_model(variant) as model:
+            rows = rows_per_batch(model, longest + scored, scored)
+            stop = stop_ids(model.generation_config, self.tokenizer)
+            pad = self.tokenizer.pad_token_id
+            return answer_rows(
+                model, prompts, max_new_tokens, stop, pad, references, rows, on_batch
+            )
+
+    def answer(self, row: Any) -> Answer:
+        """A decoded answer from ftui.evaluate.decoding's RowResult."""
+        count = sum(token != self.tokenizer.pad_token_id for token in row.tokens)
+        text = self.tokenizer.decode(row.tokens, skip_special_tokens=True).strip()
+        return Answer(text, row.seconds, count)
 
     def stream(
         self, chat: Messages, variant: str, max_new_tokens: int, **decoding: Any
@@ -172,7 +229,7 @@ class Comparison:
         worker = threading.Thread(
             target=self._generate_into, args=(variant, inputs, settings, failures), daemon=True
         )
-        self._take(variant)  # here, so "busy" reaches the caller rather than a timeout
+        self.take(variant)  # here, so "busy" reaches the caller rather than a timeout
         started = time.perf_counter()
         worker.start()
         text = ""
@@ -191,7 +248,7 @@ class Comparison:
             stop.set()  # a stream that ends early (timeout, closed page) stops the model too
         worker.join(timeout)
         if failures:
-            raise _generation_error(failures[0])
+            raise generation_error(failures[0])
 
     def _generate_into(
         self, variant: str, inputs: Any, settings: dict, failures: list[BaseException]
@@ -202,7 +259,7 @@ class Comparison:
         import torch
 
         try:
-            with torch.inference_mode(), self._taken_model(variant) as model:
+            with torch.inference_mode(), self.taken_model(variant) as model:
                 model.generate(**inputs, **settings)
         except Exception as exc:
             failures.append(exc)
@@ -212,11 +269,11 @@ class Comparison:
     def variant_model(self, variant: str):
         """The model answering as `variant` (adapter switched off for base and few-shot).
         Waits at most generation_timeout() for another generation to finish."""
-        self._take(variant)
-        with self._taken_model(variant) as model:
+        self.take(variant)
+        with self.taken_model(variant) as model:
             yield model
 
-    def _take(self, variant: str) -> None:
+    def take(self, variant: str) -> None:
         """Take the one-generation-at-a-time lock, or say why not (busy, or unloaded)."""
         if variant not in VARIANTS:
             raise ValueError(f"unknown variant {variant!r}; one of {', '.join(VARIANTS)}")
@@ -233,13 +290,18 @@ class Comparison:
         self.last_used = time.monotonic()
 
     @contextlib.contextmanager
-    def _taken_model(self, variant: str):
+    def taken_model(self, variant: str):
         """The variant's model for whoever took the lock (any thread); releases it after."""
         try:
             yield from self._switch(variant)
         finally:
             self.last_used = time.monotonic()
             self.lock.release()
+
+    @contextlib.contextmanager
+    def as_variant(self, variant: str):
+        """The model answering as `variant`, for whoever holds the lock (take)."""
+        yield from self._switch(variant)
 
     def _switch(self, variant: str):
         if variant == "fine_tuned":
@@ -261,6 +323,7 @@ class Comparison:
                 if model is not None:
                     model.to("meta")
             self.base = self.tuned = None
+            self.prefix_memo.clear()
             self.closed = True
         finally:
             if acquired:
@@ -280,7 +343,7 @@ def _stop_when_set(event: threading.Event) -> Any:
     return StoppingCriteriaList([StopWhenSet()])
 
 
-def _generation_error(exc: BaseException) -> GenerationError:
+def generation_error(exc: BaseException) -> GenerationError:
     if isinstance(exc, GenerationError):
         return exc
     detail = (str(exc).strip().splitlines() or [""])[0][:300]

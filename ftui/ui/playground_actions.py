@@ -159,7 +159,10 @@ def stream_three(
     jobs: Jobs, cache: ComparisonCache, run_id: str, text: str, shot_rows: Any,
     tokens: int, temperature: float, top_p: float,
 ) -> Iterator[tuple[str, ...]]:  # fmt: skip
-    """Stream base, then few-shot, then fine-tuned; yield all six widget values each time."""
+    """Stream base, few-shot and fine-tuned together (one batch where the model allows);
+    yield all six widget values each time."""
+    from ftui.evaluate.side_by_side import stream_variants
+
     if not text or not text.strip():
         raise gr.Error("Type a prompt to compare.")
     run = run_dir(jobs, run_id)
@@ -167,25 +170,25 @@ def stream_three(
     compare = _comparison(cache, run)
     prompt = prompt_from_text(compare.config, text.strip())
     shots = _shots(shot_rows)
-    decoding = {"do_sample": True, "temperature": temperature, "top_p": top_p}
-    if temperature <= 0:
-        decoding = {"do_sample": False}
-    texts, stats = ["", "", ""], ["", "", ""]
-    for index, variant in enumerate(VARIANTS):
-        stats[index] = "_answering..._"
-        chat = compare.chat(prompt, variant, shots)
-        try:
-            for answer in compare.stream(chat, variant, tokens, **decoding):
-                texts[index] = answer.text
-                yield (*texts, *stats)
-        except GenerationError as exc:
-            raise gr.Error(str(exc)) from None
-        note = f" — {compare.note}" if compare.note else ""  # e.g. moved to the CPU
-        stats[index] = (
-            f"{answer.seconds:.2f} s, {answer.new_tokens} tokens, "
-            f"{answer.tokens_per_second:.1f} tokens/s{note}"
-        )
-        yield (*texts, *stats)
+    chats = {variant: compare.chat(prompt, variant, shots) for variant in VARIANTS}
+    note = f" — {compare.note}" if compare.note else ""  # e.g. moved to the CPU
+    try:
+        for answers, done in stream_variants(compare, chats, tokens, temperature, top_p):
+            texts = [answers[variant].text for variant in VARIANTS]
+            stats = [
+                _answer_stats(answers[variant], note) if variant in done else "_answering..._"
+                for variant in VARIANTS
+            ]
+            yield (*texts, *stats)
+    except GenerationError as exc:
+        raise gr.Error(str(exc)) from None
+
+
+def _answer_stats(answer: Any, note: str) -> str:
+    return (
+        f"{answer.seconds:.2f} s, {answer.new_tokens} tokens, "
+        f"{answer.tokens_per_second:.1f} tokens/s{note}"
+    )
 
 
 def eval_setting(config: FtuiConfig, name: str, value: Any) -> Any:

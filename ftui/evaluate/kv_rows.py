@@ -1,0 +1,223 @@
+"""Rows of token ids that run through a causal LM together, each continuing its own KV cache.
+
+    prefix = encode_prefix(model, shared_ids, "cpu")          # the rows' common start, once
+    rows, last = RowBatch.start(model, prefix, suffixes, pad_id)
+    logits = rows.forward(model, next_tokens[:, None])        # one more token per row
+    rows.keep([0, 2])                                         # rows 1, 3... have finished
+
+Rows share one cache tensor per layer. A row's own tokens sit at the right end of the batch's
+columns, so its last prompt token is in the last column for every row; the gap between the
+shared prefix and a shorter row's tokens is padding, masked out, and each row's position ids
+continue from its own length (RoPE never sees the gap). Causality comes from the columns, so a
+row attends to the prefix, then to its own tokens in order.
+
+Only plain decoder caches are handled (every layer full attention, no sliding window, no
+recurrent state); `shares_kv_cache` says whether a model qualifies, and callers use
+transformers' `generate` otherwise.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from dataclasses import dataclass
+from typing import Any
+
+CPU_EFFICIENT_ROWS = 4  # see rows_worth_running
+PAD_POSITION = 1  # what transformers' generate gives padded slots; never attended to
+
+
+def shares_kv_cache(model: Any) -> bool:
+    """Whether the model's cache is plain full attention (what RowBatch knows how to copy, crop
+    and pad); sliding-window, hybrid and recurrent models are left to transformers."""
+    config = model.config.get_text_config()
+    if getattr(config, "is_encoder_decoder", False):
+        return False
+    layer_types = getattr(config, "layer_types", None)
+    if layer_types is not None:
+        return set(layer_types) == {"full_attention"}
+    return getattr(config, "sliding_window", None) is None and not hasattr(config, "ssm_cfg")
+
+
+def common_prefix_length(rows: list[list[int]]) -> int:
+    """How many leading tokens every row shares, leaving each row at least one of its own
+    (its last prompt token has to go through the model to predict what follows)."""
+    if not rows:
+        return 0
+    shortest = min(len(row) for row in rows)
+    length = 0
+    while length < shortest - 1 and all(row[length] == rows[0][length] for row in rows):
+        length += 1
+    return length
+
+
+def encode_prefix(model: Any, ids: list[int], device: str) -> Any:
+    """The KV cache of one row of tokens (batch size 1), or None for no tokens."""
+    import torch
+    from transformers import DynamicCache
+
+    if not ids:
+        return None
+    cache = DynamicCache()
+    tokens = torch.tensor([ids], device=device)
+    model(input_ids=tokens, use_cache=True, logits_to_keep=1, **{cache_keyword(model): cache})
+    return cache
+
+
+def cache_keyword(model: Any) -> str:
+    """The forward argument that takes the cache: `cache` in newer transformers (which warns
+    about the old name), `past_key_values` before."""
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return _cache_keyword_of(type(inner))
+
+
+@functools.cache
+def _cache_keyword_of(model_class: type) -> str:
+    parameters = inspect.signature(model_class.forward).parameters
+    return "cache" if "cache" in parameters else "past_key_values"
+
+
+@dataclass
+class RowBatch:
+    cache: Any  # transformers.DynamicCache, batch = len(rows)
+    mask: Any  # (rows, columns) 1 where a column holds a real token of that row
+    lengths: Any  # (rows,) tokens each row holds: its next token's position id
+    rows: list[int | None]  # the caller's index of each batch row; None: a finished one
+    model_kwargs: dict[str, Any]  # per-row model arguments (peft's adapter_names)
+
+    @classmethod
+    def start(
+        cls, model: Any, prefix: Any, suffixes: list[list[int]], pad_id: int,
+        rows: list[int] | None = None, model_kwargs: dict[str, Any] | None = None,
+    ) -> tuple[RowBatch, Any]:  # fmt: skip
+        """Rows that continue `prefix` (a cache of batch size 1, or None) with their own tokens;
+        returns the batch and each row's next-token logits (rows, vocabulary)."""
+        import torch
+
+        device = model.device
+        width = max(len(suffix) for suffix in suffixes)
+        tokens = torch.tensor([[pad_id] * (width - len(s)) + s for s in suffixes], device=device)
+        valid = torch.tensor(
+            [[0] * (width - len(s)) + [1] * len(s) for s in suffixes], device=device
+        )
+        prefix_length = prefix.get_seq_length() if prefix is not None else 0
+        batch = cls(
+            cache=_repeated(prefix, len(suffixes)),
+            mask=torch.ones((len(suffixes), prefix_length), dtype=torch.long, device=device),
+            lengths=torch.full((len(suffixes),), prefix_length, dtype=torch.long, device=device),
+            rows=list(range(len(suffixes))) if rows is None else rows,
+            model_kwargs=dict(model_kwargs or {}),
+        )
+        return batch, batch.forward(model, tokens, valid, last_only=True)[:, -1]
+
+    @classmethod
+    def stack(cls, caches: list[Any], model_kwargs: dict[str, Any] | None = None) -> RowBatch:
+        """One batch from single-row caches of different lengths (each row's prompt went
+        through the model on its own): shorter rows are padded on the left, masked out."""
+        import torch
+        from transformers import DynamicCache
+
+        lengths = [cache.get_seq_length() for cache in caches]
+        width = max(lengths)
+        stacked = DynamicCache()
+        for layer in range(len(caches[0].layers)):
+            keys = [_left_pad(c.layers[layer].keys, width) for c in caches]
+            values = [_left_pad(c.layers[layer].values, width) for c in caches]
+            stacked.update(torch.cat(keys), torch.cat(values), layer)
+        device = stacked.layers[0].keys.device
+        mask = torch.tensor([[0] * (width - n) + [1] * n for n in lengths], device=device)
+        rows = list(range(len(caches)))
+        return cls(stacked, mask, torch.tensor(lengths, device=device), rows, model_kwargs or {})
+
+    def forward(self, model: Any, tokens: Any, valid: Any = None, last_only: bool = False) -> Any:
+        """Append `tokens` (rows, n) to every row; `valid` (rows, n) marks real tokens (the
+        rest is padding). Returns the logits, (rows, n, vocabulary), or (rows, 1, ...) for
+        `last_only`."""
+        import torch
+
+        valid = torch.ones_like(tokens) if valid is None else valid.to(torch.long)
+        offsets = valid.cumsum(dim=1) - 1
+        positions = (self.lengths[:, None] + offsets).masked_fill(valid == 0, PAD_POSITION)
+        self.mask = torch.cat([self.mask, valid], dim=1)
+        self.lengths = self.lengths + valid.sum(dim=1)
+        output = model(
+            input_ids=tokens,
+            attention_mask=self.mask,
+            position_ids=positions,
+            use_cache=True,
+            logits_to_keep=1 if last_only else 0,
+            **{cache_keyword(model): self.cache},
+            **self.model_kwargs,
+        )
+        return output.logits.float()
+
+    def finish(self, finished: list[bool]) -> list[int]:
+        """Mark rows as finished and drop them, keeping some as ghosts (row None, output
+        ignored) where running more rows is faster (rows_worth_running); returns the batch
+        positions kept."""
+        self.rows = [None if done else row for row, done in zip(self.rows, finished, strict=True)]
+        alive = [i for i, row in enumerate(self.rows) if row is not None]
+        ghosts = [i for i, row in enumerate(self.rows) if row is None]
+        wanted = rows_worth_running(len(alive), len(self.rows), self.mask.device.type)
+        kept = sorted(alive + ghosts[: wanted - len(alive)])
+        self.keep(kept)
+        return kept
+
+    def keep(self, indexes: list[int]) -> None:
+        """Drop every row not in `indexes` (batch positions), e.g. rows that have finished."""
+        import torch
+
+        if len(indexes) == len(self.rows):
+            return
+        selected = torch.tensor(indexes, device=self.mask.device)
+        self.cache.batch_select_indices(selected)
+        self.mask, self.lengths = self.mask[selected], self.lengths[selected]
+        self.rows = [self.rows[i] for i in indexes]
+        self.model_kwargs = {k: [v[i] for i in indexes] for k, v in self.model_kwargs.items()}
+
+    def rewind(self, columns: int, lengths: Any) -> None:
+        """Forget every column after the first `columns` (what the rows were scored on),
+        giving each row back its `lengths`."""
+        for layer in self.cache.layers:  # Cache.crop's argument changed meaning across versions
+            layer.keys, layer.values = layer.keys[..., :columns, :], layer.values[..., :columns, :]
+        self.mask, self.lengths = self.mask[:, :columns], lengths
+
+
+def rows_worth_running(alive: int, available: int, device_type: str) -> int:
+    """How many rows to run when `alive` of `available` are unfinished. On CPU, MKL's matrix
+    products for 2 or 3 rows are slower than for 4 (measured: a 3-row step of SmolLM2-135M
+    took 1.3x a 4-row one), so finished rows keep running as ghosts up to 4."""
+    if device_type == "cpu" and 2 <= alive < CPU_EFFICIENT_ROWS:
+        return min(CPU_EFFICIENT_ROWS, available)
+    return alive
+
+
+def first_columns(cache: Any, columns: int) -> Any:
+    """A cache of the first `columns` tokens of `cache` (views, nothing copied)."""
+    from transformers import DynamicCache
+
+    head = DynamicCache()
+    for index, layer in enumerate(cache.layers):
+        head.update(layer.keys[..., :columns, :], layer.values[..., :columns, :], index)
+    return head
+
+
+def _repeated(prefix: Any, rows: int) -> Any:
+    """A fresh cache holding `prefix` once per row (the prefix itself is left as it is)."""
+    from transformers import DynamicCache
+
+    cache = DynamicCache()
+    if prefix is None:
+        return cache
+    for index, layer in enumerate(prefix.layers):
+        keys = layer.keys.expand(rows, *layer.keys.shape[1:]).contiguous()
+        values = layer.values.expand(rows, *layer.values.shape[1:]).contiguous()
+        cache.update(keys, values, index)
+    return cache
+
+
+def _left_pad(tensor: Any, width: int) -> Any:
+    """(1, heads, n, dim) -> (1, heads, width, dim), zeros first (masked slots stay finite)."""
+    import torch.nn.functional as functional
+
+    return functional.pad(tensor, (0, 0, width - tensor.shape[-2], 0))
