@@ -216,7 +216,7 @@ def throughput(part: dict[str, Any], row: Row) -> dict[str, Any]:
         return {}
     seconds = statistics.median(timed)
     tokens = row.batch_size * row.tokens
-    return {"seconds_per_step": round(seconds, 4), "tokens_per_second": round(tokens / seconds, 1)}
+    return {"seconds_per_step": round(seconds, 6), "tokens_per_second": round(tokens / seconds, 1)}
 
 
 def summarize_row(row: Row, entry: dict[str, Any]) -> dict[str, Any]:

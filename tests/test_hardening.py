@@ -117,7 +117,13 @@ def test_run_ids_that_climb_out_are_refused_and_touch_nothing(tmp_path):
             with pytest.raises(JobError, match="no run with id"):
                 action(run_id)
         result = cli("delete", run_id, "--workspace", str(workspace.root))
-        assert result.returncode == 2 and "no run with id" in result.stderr
+        # the CLI also takes a run folder, so a path is refused as "not a run folder"
+        refusals = ("no run with id", "is not a run folder")
+        assert result.returncode == 2, result.stderr
+        assert any(refusal in result.stderr for refusal in refusals), result.stderr
+    (victim / "config.yaml").write_text("name: victim\n")  # a folder that looks like a run
+    result = cli("delete", str(victim), "--workspace", str(workspace.root))
+    assert result.returncode == 2 and "not inside a workspace's runs/ folder" in result.stderr
     assert (victim / "status.json").is_file() and workspace.runs.is_dir()
 
 

@@ -545,12 +545,26 @@ def test_cancel_then_deleting_the_workspace_leaves_no_process_behind(
     ]
     assert all(is_alive(pid, started) for pid, started in processes)
     jobs.cancel(run.run_id)
-    shutil.rmtree(workspace)
     asked = time.monotonic()
+    _remove_while_written(workspace)
     wait_until(lambda: not any(is_alive(pid, started) for pid, started in processes), grace + 15)
     assert time.monotonic() - asked < grace + 15
     assert not is_alive(status["trainer_pgid"])
     assert not workspace.exists()  # nobody recreated it
+
+
+def _remove_while_written(folder: Path, tries: int = 20) -> None:
+    """rm -rf, again if the dying trainer wrote a file into a folder between the listing and
+    the rmdir (what a user sees as "Directory not empty" and answers by running it again)."""
+    for _ in range(tries - 1):
+        try:
+            shutil.rmtree(folder)
+            return
+        except OSError as exc:
+            if exc.errno != errno.ENOTEMPTY:
+                raise
+            time.sleep(0.2)
+    shutil.rmtree(folder)
 
 
 @pytest.mark.slow
