@@ -1,9 +1,10 @@
 """The Gradio app: a header with the model choice, then one tab per step of the user's path.
 
 `build_app` only lays out and wires; each tab lives in its own module. State chosen in one
-tab (dataset, model, method settings) reaches the next through shared components. Building
-the app re-attaches to the job queue: runs that outlived the last server keep being watched,
-dead ones are marked failed and queued ones start.
+tab (dataset, model, method settings) reaches the next through shared components. Above the
+tabs, the guided first run (`ftui.ui.guided_run`) walks all four with the flagship preset.
+Building the app re-attaches to the job queue: runs that outlived the last server keep being
+watched, dead ones are marked failed and queued ones start.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from ftui.runs.jobs import Jobs
 from ftui.server.auth import Access
 from ftui.server.settings import ServerSettings
 from ftui.ui.data_tab import build_data_tab
+from ftui.ui.guided_run import GuidedTargets, guided_panel, wire_guided_run
 from ftui.ui.method_tab import build_method_tab
 from ftui.ui.playground_tab import build_playground_tab
 from ftui.ui.train_tab import build_train_tab
@@ -28,21 +30,24 @@ def build_app(settings: ServerSettings) -> gr.Blocks:
     with gr.Blocks(title="ftui — fine-tune open LLMs") as app:
         if demo_banner := settings.demo.banner():  # FTUI_DEMO: a public Space's caps
             gr.Markdown(demo_banner, elem_id="demo-banner")
-        gr.Markdown("# ftui\nFine-tune an open LLM on your own data and see what it bought you.")
+        gr.Markdown("# ftui")
         if settings.exposed_warning:  # local mode on a network address, without logins
             gr.Markdown(f"**Warning:** {settings.exposed_warning}", elem_id="exposed-warning")
         if settings.access.checks_owners:
             _who_is_logged_in(settings.access)
+        guided = guided_panel()  # what ftui does, and a button that shows it
         model_box = config_widget("model.name_or_path", elem_id="model-box")
-        with gr.Tabs():
+        with gr.Tabs() as tabs:
             with gr.Tab("Data", id="data"):
                 data_tab = build_data_tab(settings, model_box)
             with gr.Tab("Method", id="method"):
                 method_tab = build_method_tab(data_tab.dataset, model_box)
             with gr.Tab("Train", id="train"):
-                build_train_tab(settings, jobs, data_tab.dataset, method_tab.settings)
+                train_tab = build_train_tab(settings, jobs, data_tab.dataset, method_tab.settings)
             with gr.Tab("Playground", id="playground"):
-                build_playground_tab(settings, jobs)
+                playground_tab = build_playground_tab(settings, jobs)
+        targets = GuidedTargets(tabs, method_tab.settings, train_tab, playground_tab)
+        wire_guided_run(app, guided, targets, settings, jobs)
     return app
 
 

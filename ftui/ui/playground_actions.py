@@ -41,6 +41,10 @@ NO_TOKEN_HF = (
     "Log in with Hugging Face (with permission to write repos), or paste a token with write "
     "access into the Hub token box. It is used for this one push, never stored or logged."
 )
+NO_RUN = (
+    "No fine-tuned run yet: train one in the Train tab (or try the guided run at the top), "
+    "then pick it here."
+)
 
 
 def finished_runs(jobs: Jobs) -> list[tuple[str, str]]:
@@ -53,9 +57,23 @@ def finished_runs(jobs: Jobs) -> list[tuple[str, str]]:
     return choices
 
 
+def newest_finished_run(jobs: Jobs) -> str | None:
+    """The run the Playground opens with: the newest completed one, else the newest saved."""
+    rows = [row for row in jobs.list() if jobs.run_dir(row["id"]).output is not None]
+    completed = [row for row in rows if row["state"] == "completed"]
+    return next((row["id"] for row in completed or rows), None)
+
+
+def compare_readiness(run_id: str | None, prompt: str | None) -> tuple[bool, str]:
+    """Whether Compare can answer now, and if not, what to do first (beside the button)."""
+    if not run_id or not (prompt or "").strip():
+        return False, NO_RUN if not run_id else "Type a prompt to compare."
+    return True, ""
+
+
 def run_dir(jobs: Jobs, run_id: str | None) -> RunDir:
     if not run_id:
-        raise gr.Error("Choose a fine-tuned run first (train one in the Train tab).")
+        raise gr.Error(NO_RUN)
     try:
         jobs.get(run_id)
     except JobError as exc:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import gradio as gr
 
 from ftui.evaluate.compare import TITLES, VARIANTS
+from ftui.ui.playground_actions import NO_RUN
 from ftui.ui.widgets import config_widget
 
 
@@ -27,6 +28,7 @@ class ComparePanel:
     top_p: gr.Slider
     shots: gr.Dataframe
     ask: gr.Button
+    note: gr.Markdown  # beside Compare: why it cannot answer, in words
     answers: list[gr.Textbox]  # one per VARIANTS
     stats: list[gr.Markdown]  # one per VARIANTS
 
@@ -35,6 +37,8 @@ class ComparePanel:
 class BatchPanel:
     limit: gr.components.Component  # eval.limit
     evaluate: gr.Button
+    note: gr.Markdown  # beside Evaluate: errors in words
+    results: gr.Column  # hidden until there are scores: no empty tables
     scores: gr.Dataframe
     chart: gr.BarPlot
     cases: gr.Markdown
@@ -84,7 +88,13 @@ def compare_panel() -> ComparePanel:
             wrap=True,
             elem_id="pg-shots",
         )
-    ask = gr.Button("Compare", variant="primary", elem_id="pg-compare")
+    with gr.Row(equal_height=True):
+        # off until a run and a prompt are chosen (playground_tab turns it on)
+        ask = gr.Button(
+            "Compare", variant="primary", interactive=False, scale=0, min_width=160,
+            elem_id="pg-compare",
+        )  # fmt: skip
+        note = gr.Markdown(NO_RUN, elem_id="pg-compare-note")
     answers, stats = [], []
     with gr.Row(equal_height=True):
         for variant in VARIANTS:
@@ -93,7 +103,7 @@ def compare_panel() -> ComparePanel:
                 answers.append(gr.Textbox(label="Answer", lines=6, elem_id=f"pg-{variant}"))
                 stats.append(gr.Markdown("", elem_id=f"pg-{variant}-stats"))
     return ComparePanel(
-        run, refresh, prompt, max_new, temperature, top_p, shots, ask, answers, stats
+        run, refresh, prompt, max_new, temperature, top_p, shots, ask, note, answers, stats
     )
 
 
@@ -103,6 +113,14 @@ def batch_panel() -> BatchPanel:
     with gr.Row(equal_height=True):
         limit = config_widget("eval.limit", elem_id="pg-limit", scale=3)
         evaluate = gr.Button("Evaluate", variant="primary", scale=1, elem_id="pg-evaluate")
+    note = gr.Markdown("", elem_id="pg-evaluate-note")
+    with gr.Column(visible=False) as results:
+        scores, chart, cases, examples, download = _batch_results()
+    return BatchPanel(limit, evaluate, note, results, scores, chart, cases, examples, download)
+
+
+def _batch_results() -> tuple:
+    """Scores, their chart, best/worst cases, every example and the report file."""
     scores = gr.Dataframe(label="Scores", interactive=False, elem_id="pg-scores")
     chart = gr.BarPlot(
         x="bar", y="score", color="variant", title="Task scores (higher is better)",
@@ -117,7 +135,7 @@ def batch_panel() -> BatchPanel:
         interactive=False,
         elem_id="pg-report",
     )
-    return BatchPanel(limit, evaluate, scores, chart, cases, examples, download)
+    return scores, chart, cases, examples, download
 
 
 def forgetting_panel() -> ForgettingPanel:
