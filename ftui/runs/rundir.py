@@ -28,6 +28,20 @@ from typing import Any
 from ftui.config import FtuiConfig, config_to_yaml, load_config
 from ftui.workspace import Workspace
 
+LOG_WINDOW_BYTES = 64 * 1024
+LOG_WINDOW_MAX_BYTES = 4 * 1024 * 1024
+# ECMA-48 escape sequences: CSI (colours, cursor moves, erase), OSC (titles, links), and the
+# two-byte ones; then the C0/C1 controls a terminal would act on rather than print.
+ESCAPE_SEQUENCE = re.compile(
+    r"\x1b\[[0-?]*[ -/]*[@-~]|\x9b[0-?]*[ -/]*[@-~]"
+    r"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[()*+][0-9A-Za-z]|\x1b[@-Z\\-_=>78]"
+)
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b-\x0c\x0e-\x1f\x7f-\x9f]")
+# A tqdm bar ("desc: 40%|████      | 2/5 [00:01<00:02, 1.5it/s]") and one without a total
+# ("desc: 7it [00:02, 3.1it/s]"); the description and total name the bar.
+PROGRESS_BAR = re.compile(r"^(?P<desc>.*?)\s*\d{1,3}%\|[^|]*\|\s*\S+/(?P<total>\S+)\s+\[")
+PROGRESS_COUNT = re.compile(r"^(?P<desc>.*?)\s*[\d.]+[kMGT]?\s?[A-Za-z/]* \[\d+:\d+(?::\d+)?, ")
+
 STATES = ("queued", "running", "completed", "failed", "cancelled")
 FINISHED = ("completed", "failed", "cancelled")
 
@@ -132,17 +146,22 @@ class RunDir:
         return found
 
     def log_tail(self, lines: int = 40) -> str:
-        """The last lines of train.log (progress-bar redraws split into lines)."""
-        try:
-            with self.log_path.open("rb") as handle:
-                handle.seek(0, os.SEEK_END)
-                size = handle.tell()
-                handle.seek(max(0, size - 64 * 1024))
-                text = handle.read().decode("utf-8", errors="replace")
-        except FileNotFoundError:
-            return ""
-        rows = [row for row in text.replace("\r", "\n").splitlines() if row.strip()]
-        return "\n".join(rows[-lines:])
+        """The last lines of train.log as a reader would see them in a terminal: escape
+        sequences (colours, cursor moves) removed, each progress bar at its latest state.
+
+        Reads the file's end, and more of it while the cleaned text has fewer lines than
+        asked for (a log of progress-bar redraws cleans down to a few lines), up to 4 MiB.
+        """
+        window = LOG_WINDOW_BYTES
+        while True:
+            try:
+                text, whole = _read_end(self.log_path, window)
+            except FileNotFoundError:
+                return ""
+            rows = terminal_lines(text)
+            if whole or len(rows) >= lines or window >= LOG_WINDOW_MAX_BYTES:
+                return "\n".join(rows[-lines:])
+            window *= 4
 
     # ------------------------------------------------------------ config
 
@@ -209,6 +228,52 @@ class RunDir:
             except json.JSONDecodeError:
                 continue  # the last line may be mid-write
         return records
+
+
+def terminal_lines(text: str) -> list[str]:
+    """Log text as a terminal would leave it: escape sequences removed, each carriage-return
+    rewrite (a progress bar's redraw) reduced to its last state, one line per progress bar
+    (the latest, where it was last drawn), blank lines dropped; everything else kept."""
+    text = CONTROL_CHARACTERS.sub("", ESCAPE_SEQUENCE.sub("", text.replace("\r\n", "\n")))
+    drawn_rows: list[tuple[str, tuple | None]] = []  # (row, the progress bar it shows)
+    latest: dict[tuple, int] = {}  # progress bar -> index of its last state
+    for line in text.split("\n"):
+        drawn = [part for part in line.split("\r") if part.strip()]
+        if not drawn:
+            continue
+        row = drawn[-1].rstrip()
+        bar = _progress_bar(row)
+        if bar is not None:
+            latest[bar] = len(drawn_rows)
+        drawn_rows.append((row, bar))
+    return [
+        row for index, (row, bar) in enumerate(drawn_rows) if bar is None or latest[bar] == index
+    ]
+
+
+def _progress_bar(row: str) -> tuple[str, str | None] | None:
+    """(description, total) when the row is a tqdm progress bar, else None."""
+    match = PROGRESS_BAR.match(row)
+    if match:
+        return match["desc"].strip().rstrip(":"), match["total"]
+    match = PROGRESS_COUNT.match(row)
+    if match:
+        return match["desc"].strip().rstrip(":"), None
+    return None
+
+
+def _read_end(path: Path, window: int) -> tuple[str, bool]:
+    """The file's last `window` bytes as text, starting at a whole line; and whether that
+    is the whole file."""
+    with path.open("rb") as handle:
+        handle.seek(0, os.SEEK_END)
+        size = handle.tell()
+        handle.seek(max(0, size - window))
+        data = handle.read()
+    whole = size <= window
+    if not whole:  # the first line is cut: start after it
+        data = data[data.find(b"\n") + 1 :] if b"\n" in data else b""
+    return data.decode("utf-8", errors="replace"), whole
 
 
 def new_run_id(name: str) -> str:
