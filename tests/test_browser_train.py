@@ -14,25 +14,31 @@ import pytest
 from conftest import SAMPLES
 
 from ftui.config import load_config
+from ftui.ui.runs_view import EVAL_SERIES, TRAIN_SERIES
+from ftui.ui.train_layout import LOSS_COLORS
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 STEPS = 6
-COUNT_POINTS = """(selector) => {
-  const paths = document.querySelectorAll(selector + ' g.mark-line path');
-  return [...paths].map(p => ((p.getAttribute('d') || '').match(/[ML]/g) || []).length);
+# The points drawn in the plot (the legend's symbols are outside the marks group), each
+# series in its colour: [points of colours[0], points of colours[1], ...].
+COUNT_POINTS = """([selector, colours]) => {
+  const paths = [...document.querySelectorAll(selector + ' g.mark-symbol.role-mark path')];
+  return colours.map(c => paths.filter(p => p.getAttribute('stroke') === c).length);
 }"""
+SERIES_COLOURS = [LOSS_COLORS[TRAIN_SERIES], LOSS_COLORS[EVAL_SERIES]]
 
 
 def loss_points(page) -> list[int]:
-    """Points per drawn series of the live loss plot (train first, then eval)."""
-    return page.evaluate(COUNT_POINTS, "#train-loss-plot")
+    """Points per series of the live loss plot: [train, eval]."""
+    return page.evaluate(COUNT_POINTS, ["#train-loss-plot", SERIES_COLOURS])
 
 
 def wait_for_points(page, more_than: int, timeout: float = 180_000) -> int:
     page.wait_for_function(
-        f"(n) => ({COUNT_POINTS})('#train-loss-plot').reduce((a, b) => a + b, 0) > n",
-        arg=more_than,
+        f"([n, colours]) => ({COUNT_POINTS})(['#train-loss-plot', colours])"
+        ".reduce((a, b) => a + b, 0) > n",
+        arg=[more_than, SERIES_COLOURS],
         timeout=timeout,
     )
     return sum(loss_points(page))

@@ -79,6 +79,23 @@ def test_a_series_without_points_has_a_placeholder_for_the_legend():
     assert set(loss_frame([])["series"]) == {TRAIN_SERIES, EVAL_SERIES}
 
 
+def test_a_single_eval_loss_reaches_the_chart_as_a_point_of_its_own_colour():
+    """What the live chart draws: the frame through the Train tab's loss plot. A run that
+    evaluated once has one eval point, drawn as a point mark (a line of one point is not)."""
+    import gradio as gr
+
+    from ftui.ui.train_layout import LOSS_COLORS, live_view
+
+    with gr.Blocks():
+        live = live_view()
+    drawn = live.loss.postprocess(loss_frame(METRICS))
+    assert drawn.mark == "point"
+    assert [row for row in drawn.data if row[2] == EVAL_SERIES] == [[4, 1.1, EVAL_SERIES]]
+    assert sum(row[2] == TRAIN_SERIES for row in drawn.data) == 4
+    assert live.loss.color == "series" and set(LOSS_COLORS) == {TRAIN_SERIES, EVAL_SERIES}
+    assert live.loss.color_map == LOSS_COLORS and len(set(LOSS_COLORS.values())) == 2
+
+
 def test_metric_frames_scale_memory_and_skip_eval_lines():
     memory = metric_frame(METRICS, "memory_bytes", scale=1e-9)
     assert list(memory["step"]) == [1, 2, 3, 4]
@@ -217,7 +234,7 @@ def test_a_failed_run_folder_reads_back_with_curves_log_and_error(tmp_path):
     assert view.state == "failed" and view.error == "Out of memory."
     assert view.can_resume and view.can_delete and not view.can_cancel
     assert len(view.loss.dropna()) == 5 and len(view.memory_gb) == 4
-    assert view.log.splitlines() == ["loading", "step 4", "Killed"]
+    assert view.log.splitlines() == ["loading", "Killed"]  # as a terminal: \r rewrote step 4
     assert "step 4 / 10" in view.progress and "ETA" not in view.progress
     assert "triage-lora — failed" in view.header and "started by ana" in view.header
 

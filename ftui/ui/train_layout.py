@@ -14,9 +14,12 @@ from typing import Any
 import gradio as gr
 
 from ftui.ui.run_config import CURRENT_SELECTION, selection_summary
-from ftui.ui.runs_view import ACTIONS, LOG_LINES
+from ftui.ui.runs_view import ACTIONS, EVAL_SERIES, LOG_LINES, TRAIN_SERIES
 from ftui.ui.widgets import config_widget, tab_widgets
 
+# Fixed colours, so the eval points stand out from the first one on: a calm blue for the
+# many training points, a strong orange for the few evaluations.
+LOSS_COLORS = {TRAIN_SERIES: "#4c78a8", EVAL_SERIES: "#f58518"}
 PLOTS = {  # RunView attribute -> (title, y axis title)
     "learning_rate": ("Learning rate", "lr"),
     "grad_norm": ("Gradient norm", "grad norm"),
@@ -47,7 +50,7 @@ class LiveView:
     header: gr.Markdown
     progress: gr.HTML
     error: gr.Textbox
-    loss: gr.LinePlot
+    loss: gr.ScatterPlot  # points: a lone eval loss shows (a line of one point does not)
     plots: dict[str, gr.LinePlot]  # PLOTS keys
     log: gr.Code
 
@@ -130,13 +133,19 @@ def live_view() -> LiveView:
     return LiveView(run, buttons, action_status, header, progress, error, loss, plots, log)
 
 
-def _curves() -> tuple[gr.LinePlot, dict[str, gr.LinePlot]]:
-    """The loss plot (train and eval series) above one small plot per PLOTS entry."""
+def _curves() -> tuple[gr.ScatterPlot, dict[str, gr.LinePlot]]:
+    """The loss plot above one small plot per PLOTS entry.
+
+    The loss is drawn as points, train and eval in their own colours: Gradio's LinePlot has
+    no point markers, so an eval loss logged once (most runs evaluate a few times) would be
+    a line of one point, drawn as nothing.
+    """
     with gr.Row():
-        loss = gr.LinePlot(
+        loss = gr.ScatterPlot(
             x="step",
             y="loss",
             color="series",
+            color_map=LOSS_COLORS,
             title="Loss",
             color_title="",
             height=320,
