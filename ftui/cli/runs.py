@@ -80,7 +80,7 @@ def _add_export_parser(commands) -> None:
     export = commands.add_parser(
         "export", help="merge a run's adapter and save, push or write it as GGUF"
     )
-    export.add_argument("run", help="run id")
+    export.add_argument("run", help=RUN_HELP)
     export.add_argument("--merge", action="store_true", help="merge the adapter (safetensors)")
     export.add_argument(
         "--gguf", metavar="FORMAT",
@@ -234,17 +234,17 @@ def export_run(args: argparse.Namespace) -> int:
     from ftui.export import compare_latency, merge_run, push_to_hub
     from ftui.runs.jobs import JobError, Jobs
     from ftui.server.hub_auth import server_token
-    from ftui.workspace import PathOutsideWorkspace, Workspace
+    from ftui.workspace import PathOutsideWorkspace
 
     if not (args.merge or args.gguf):
         return refuse("say what to export: --merge, --gguf FORMAT, or both")
     if args.push and not args.merge:
         return refuse("--push uploads the merged folder: add --merge")
-    workspace = Workspace.open(args.workspace)
-    jobs = Jobs(workspace)
     try:
-        jobs.get(args.run)
-        run = jobs.run_dir(args.run)
+        workspace, run_id = run_target(args.run, args.workspace)
+        jobs = Jobs(workspace)
+        jobs.get(run_id)
+        run = jobs.run_dir(run_id)
         if args.gguf:
             _export_gguf(run, workspace.resolve(args.out), args.gguf)
         if not args.merge:

@@ -35,6 +35,7 @@ from ftui.markup import markdown_literal
 from ftui.methods import METHODS
 from ftui.models import ModelLoadError, confine_model_source
 from ftui.runs.jobs import JobError, Jobs
+from ftui.runs.rundir import RunDir
 from ftui.server.demo import DemoLimits, check_run
 from ftui.server.hub_auth import web_may_use_server_token
 from ftui.workspace import Workspace
@@ -42,6 +43,7 @@ from ftui.workspace import Workspace
 CURRENT_SELECTION = "Current selection"
 TRAIN_KEYS = tuple(spec.key for spec in schema_fields(FtuiConfig) if spec.tab == "train")
 CONFIGS_FOLDER = "configs"
+START_ERRORS = (ConfigError, JobError, ModelLoadError, OSError)  # a start refused, said why
 
 
 def preset_names(presets_dir: Path) -> list[str]:
@@ -88,12 +90,17 @@ def config_for_start(
     else:
         base, cwd = load_preset(presets_dir, start_from), presets_dir.parent
     config = with_train_values(base, values)
+    check_trains(config)
+    return config, cwd
+
+
+def check_trains(config: FtuiConfig) -> None:
+    """Refuse the no-training baseline (few_shot) as a run."""
     if not METHODS[config.method.name].trains:
         raise ConfigError(
-            f"{config.method.name} trains nothing: it is the no-training baseline. Compare it "
-            "in the Playground, or choose a training method in the Method tab."
+            f"method.name {config.method.name} trains nothing: it is the no-training baseline. "
+            "Compare it in the Playground, or choose a training method (e.g. lora)."
         )
-    return config, cwd
 
 
 def config_from_selection(dataset: dict, settings: dict[str, Any]) -> FtuiConfig:
@@ -177,22 +184,35 @@ def start_run(
     *,
     demo: DemoLimits,
 ) -> tuple[str, str | None]:
-    """Check the config and queue the run: (a sentence for the user, the run id or None).
-
-    The run's model path is confined like every model path a web caller names; a public
-    demo's caps (`demo`, the server's ServerSettings.demo) are checked; and the trainer gets
-    the server's Hub token only where an admin opted in (ftui.server.hub_auth)."""
+    """Check the config and queue the run: (a sentence for the user, the run id or None)."""
     try:
         config, cwd = config_for_start(start_from, values, dataset, settings, presets_dir)
-        config = with_checked_model_path(config)
-        check_demo_limits(jobs, config, cwd, demo)
-        run = jobs.submit(config, owner=owner, cwd=cwd, server_token=web_may_use_server_token())
-    except (ConfigError, JobError, ModelLoadError, OSError) as exc:
+        run = queue_web_run(jobs, config, cwd, owner, demo=demo)
+    except START_ERRORS as exc:
         return f"**Cannot start:** {markdown_literal(exc)}", None
-    row = next(r for r in jobs.list() if r["id"] == run.run_id)
-    where = f"queued, #{row['position']} in line" if row["state"] == "queued" else row["state"]
+    where = queue_place(jobs, run.run_id)
     # the id is made of [A-Za-z0-9_-] by new_run_id: safe inside a code span
     return f"Started **{markdown_literal(config.name)}** as `{run.run_id}` ({where}).", run.run_id
+
+
+def queue_web_run(
+    jobs: Jobs, config: FtuiConfig, cwd: Path, owner: str, *, demo: DemoLimits
+) -> RunDir:
+    """The one way a web caller's config becomes a queued run (the Start button and the
+    start_config API): the no-training baseline is refused, the model path is confined like
+    every model path a web caller names, a public demo's caps (`demo`, the server's
+    ServerSettings.demo) are checked, and the trainer gets the server's Hub token only where
+    an admin opted in (ftui.server.hub_auth). Raises one of START_ERRORS."""
+    check_trains(config)
+    config = with_checked_model_path(config)
+    check_demo_limits(jobs, config, cwd, demo)
+    return jobs.submit(config, owner=owner, cwd=cwd, server_token=web_may_use_server_token())
+
+
+def queue_place(jobs: Jobs, run_id: str) -> str:
+    """'queued, #2 in line' or the run's state."""
+    row = next(r for r in jobs.list() if r["id"] == run_id)
+    return f"queued, #{row['position']} in line" if row["state"] == "queued" else row["state"]
 
 
 def with_checked_model_path(config: FtuiConfig) -> FtuiConfig:

@@ -3,7 +3,9 @@
 Wiring only: the components come from `ftui.ui.train_layout`, new runs' configs from
 `ftui.ui.run_config`, everything shown about a run from `ftui.ui.runs_view` and
 `ftui.ui.runs_history` (read from its folder, so a reload shows all of it), and every action
-goes through `ftui.runs.jobs.Jobs` on the server; the browser only names a run id.
+goes through `ftui.runs.jobs.Jobs` on the server; the browser only names a run id. Scripts
+start a run from a whole config with /start_config and poll it with /run_status (the rules in
+`ftui.ui.api_config`; the Start button's own checks in `run_config.queue_web_run`).
 
 A gr.Timer polls every ACTIVE_SECONDS while any run is queued or running and every
 IDLE_SECONDS otherwise. Each tick also refreshes the queue (dead runs are marked failed,
@@ -14,18 +16,21 @@ changed.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, get_type_hints
 
 import gradio as gr
 from gradio.events import Dependency
 
 from ftui.presets import PRESETS_DIR
-from ftui.runs.jobs import Jobs
+from ftui.runs.jobs import JobError, Jobs
 from ftui.server.auth import Access
 from ftui.server.settings import ServerSettings
 from ftui.ui import train_layout as layout
+from ftui.ui.api_config import refusal, start_from_config, without_tokens
+from ftui.ui.api_config import run_status as status_of_run
 from ftui.ui.run_config import (
     CURRENT_SELECTION,
+    START_ERRORS,
     preset_names,
     preview_run,
     selection_summary,
@@ -64,6 +69,7 @@ def build_train_tab(
     started = _wire_start(tab.form, tab.live.run, settings, jobs, dataset, method_settings)
     _wire_watching(tab, jobs, started, settings.access)
     _wire_comparison(tab.history, jobs)
+    _wire_script_api(settings, jobs)
     return tab
 
 
@@ -166,6 +172,34 @@ def _wire_comparison(history: History, jobs: Jobs) -> None:
         [history.note, history.compared, history.plot, history.diff, names],
         api_name="compare_runs",
     ).then(lambda curves: gr.LinePlot(colors_in_legend=curves), names, history.plot, **QUIET)
+
+
+def _wire_script_api(settings: ServerSettings, jobs: Jobs) -> None:
+    """/start_config and /run_status: API-only endpoints for scripts (ftui.ui.api_config)."""
+
+    def start_config(config: str | dict, request: gr.Request) -> tuple[str, str]:
+        """Start a training run from a config in ftui's YAML (or JSON) tree: the same checks
+        as the Start button. Returns (a message, the run id); a refusal is an error that says
+        what is wrong. Put the path /from_upload answered with in data.path."""
+        try:
+            return start_from_config(jobs, settings, config, settings.access.user(request))
+        except START_ERRORS as exc:
+            raise gr.Error(refusal(exc), print_exception=False) from None
+
+    def run_status(run_id: str, request: gr.Request) -> dict[str, Any]:
+        """A run's state, step, max_steps, loss, eval_loss, queue position and error."""
+        if settings.access.user(request) is None:
+            raise gr.Error("Log in first: this server runs in team mode.", print_exception=False)
+        try:
+            return status_of_run(jobs, run_id)
+        except (JobError, OSError) as exc:
+            raise gr.Error(without_tokens(str(exc)), print_exception=False) from None
+
+    for endpoint in (start_config, run_status):
+        # gr.api reads the parameter and return types: give it types, not the strings
+        # `from __future__ import annotations` leaves
+        endpoint.__annotations__ = get_type_hints(endpoint)
+        gr.api(endpoint, api_name=endpoint.__name__)
 
 
 # ---------------------------------------------------------------- callbacks
