@@ -149,7 +149,10 @@ def _setting_widget(key: str) -> gr.components.Component:
 def _layout_preview_panes() -> PreviewPanes:
     with gr.Tabs():
         with gr.Tab("Preview"):
-            table = gr.Dataframe(elem_id="data-preview", wrap=True, max_height=420, max_chars=160)
+            # hidden until a dataset fills it: an empty Dataframe is headed "1 2 3"
+            table = gr.Dataframe(
+                elem_id="data-preview", wrap=True, max_height=420, max_chars=160, visible=False
+            )
             with gr.Row():
                 page = gr.Number(1, label="Page", precision=0, minimum=1)
                 pages = gr.Markdown("")
@@ -286,7 +289,7 @@ def _render(preview: DatasetPreview | None, tokenizer, note: str):
     if preview is None:
         return (
             note,
-            None,
+            gr.update(value=None, visible=False),
             "",
             None,
             None,
@@ -346,15 +349,17 @@ def _mapping_updates(preview: DatasetPreview | None) -> list:
 
 
 def _page(sample: PreviewSample | None, page: float):
+    """The preview table's page (hidden when there are no rows) and the pages text."""
     if sample is None or sample.rows.empty:
-        return None, ""
+        return gr.update(value=None, visible=False), ""
     table, page_count = preview_page(sample.rows, int(page or 1), PAGE_SIZE)
+    shown = gr.update(value=table, visible=True)
     if sample.total_rows > len(sample.rows):
         return (
-            table,
+            shown,
             f"of {page_count} pages: the first {len(sample.rows)} of {sample.total_rows:,} rows",
         )
-    return table, f"of {page_count} pages"
+    return shown, f"of {page_count} pages"
 
 
 def _example(sample: PreviewSample | None, model: str, index: float):

@@ -227,7 +227,10 @@ def _layout_cost_panes() -> CostPanes:
         with gr.Column(scale=2):
             memory = gr.Markdown("", elem_id="method-memory")
             suggestions = gr.Markdown("", elem_id="method-suggestions")
-    fits = gr.Dataframe(label="Fits per GPU", elem_id="method-fits", interactive=False)
+    # the tables stay hidden until an estimate fills them: an empty one is headed "1 2 3"
+    fits = gr.Dataframe(
+        label="Fits per GPU", elem_id="method-fits", interactive=False, visible=False
+    )
     compare, compare_note = _layout_method_tables()
     return CostPanes(counts, time, chart, memory, suggestions, fits, compare, compare_note)
 
@@ -237,7 +240,9 @@ def _layout_method_tables() -> tuple[gr.Dataframe, gr.Markdown]:
     with gr.Tabs():
         with gr.Tab("All methods on this model"):
             compare_note = gr.Markdown("")
-            compare = gr.Dataframe(elem_id="method-compare", interactive=False, wrap=True)
+            compare = gr.Dataframe(
+                elem_id="method-compare", interactive=False, wrap=True, visible=False
+            )
         with gr.Tab("Trade-offs of each method"):
             gr.Dataframe(
                 tradeoff_frame(),

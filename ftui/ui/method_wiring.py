@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
+import pandas as pd
 from gradio.events import Dependency
 
 from ftui.methods import objective_for_format
@@ -182,16 +183,24 @@ def _estimate_view(settings: dict, where: tuple) -> tuple:
         # races with its data update and can leave the previous bars on screen
         view["components"],
         view["memory"],
-        view["fits"],
+        shown_table(view["fits"]),
         view["suggestions"],
     )
 
 
 def _comparison_view(settings: dict, where: tuple) -> tuple:
     device, gpu_name, price, rows = where
-    return compare_for_ui(
+    frame, note = compare_for_ui(
         settings, device=device, gpu_name=gpu_name, price=price, dataset_rows=int(rows or 0)
     )
+    return shown_table(frame), note
+
+
+def shown_table(frame: pd.DataFrame | None) -> dict[str, Any]:
+    """A table update that shows the table only with rows in it (the message beside it says
+    why there are none): Gradio heads an empty table "1 2 3" or shows a bare header row."""
+    has_rows = frame is not None and not frame.empty
+    return gr.update(value=frame if has_rows else None, visible=has_rows)
 
 
 def _method_view(name: str, keys: list[str]) -> list:

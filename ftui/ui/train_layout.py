@@ -14,6 +14,7 @@ from typing import Any
 import gradio as gr
 
 from ftui.ui.run_config import CURRENT_SELECTION, selection_summary
+from ftui.ui.runs_history import history_frame
 from ftui.ui.runs_view import ACTIONS, EVAL_SERIES, LOG_LINES, TRAIN_SERIES
 from ftui.ui.widgets import config_widget, tab_widgets
 
@@ -170,7 +171,9 @@ def history() -> History:
     """Every run in a table, and the runs chosen to compare: their curves and config diff."""
     gr.Markdown("## History\nEvery run in this workspace. Click a row to watch it.")
     refresh = gr.Button("Refresh", scale=0, elem_id="train-history-refresh")
-    table = gr.Dataframe(interactive=False, wrap=True, max_height=400, elem_id="train-history")
+    table = gr.Dataframe(  # the real headers from the start, not "1 2 3"
+        history_frame([]), interactive=False, wrap=True, max_height=400, elem_id="train-history"
+    )
     compare = gr.Dropdown(
         [],
         multiselect=True,
