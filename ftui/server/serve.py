@@ -21,6 +21,7 @@ from ftui.server import hub_auth
 from ftui.server.auth import access_from_env, private_dir
 from ftui.server.demo import DemoLimits
 from ftui.server.settings import ServerSettings
+from ftui.server.warmup import start_warmup
 from ftui.workspace import DEFAULT_MAX_UPLOAD_BYTES, Workspace
 
 EXPOSED_WARNING = (
@@ -101,6 +102,7 @@ def serve(
         blocked_paths=[private],
     )  # fmt: skip
     app.queue(default_concurrency_limit=4)
+    start_warmup(host, port)  # the estimator's imports, once the server answers
     if settings.access.mode == "local":
         if settings.exposed_warning:
             print(f"\nftui: WARNING: {settings.exposed_warning}\n", file=sys.stderr, flush=True)
