@@ -10,6 +10,7 @@ raises ConfigError with a sentence that names the key.
     message, run_id = start_run(jobs, start_from, values, dataset, settings, presets_dir,
                                 owner, demo=server_settings.demo)
     message, yaml_text, command = preview_run(workspace, start_from, values, ...)
+    run = queue_web_run(jobs, config, cwd, owner, demo=...)  # every web start, API included
 """
 
 from __future__ import annotations
