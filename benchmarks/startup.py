@@ -130,7 +130,7 @@ def estimate_benchmark(runs: int, idle: float) -> dict:
         for name in rows:
             rows[name].append(time_first_estimate(name == "warmed", idle))
     summary = {
-        name: {key: statistics.median(row[key] for row in found) for key in found[0]}
+        name: {key: round(statistics.median(row[key] for row in found), 2) for key in found[0]}
         for name, found in rows.items()
     }
     return {
