@@ -89,9 +89,9 @@ def guided_plan(
             steps, reason = cap, name
     note = ""
     if reason:
+        # eval_every and save_every stay the preset's: the trainer evaluates and saves at its
+        # last step anyway, and each 60-row eval pass costs more than a few training steps
         values["train.max_steps"] = steps
-        values["train.eval_every"] = min(int(values["train.eval_every"]), steps)
-        values["train.save_every"] = min(int(values["train.save_every"]), steps)
         why = (
             f"this public demo caps runs at {steps} steps"
             if reason == "demo"

@@ -57,7 +57,7 @@ def test_the_step_limit_shortens_the_run_and_says_so():
     plan = guided_plan(PRESETS_DIR, OFF, environ={"FTUI_GUIDED_MAX_STEPS": "3"})
     values = plan.train_values
     assert plan.steps == values["train.max_steps"] == 3
-    assert values["train.eval_every"] == values["train.save_every"] == 3  # one eval, one save
+    assert values["train.eval_every"] == 38  # the preset's: one eval pass, at the last step
     assert "3 of the preset's 75 steps" in plan.note and "FTUI_GUIDED_MAX_STEPS" in plan.note
     config, _ = config_for_start(plan.preset, values, None, {}, PRESETS_DIR)
     assert config.train.max_steps == 3 and config.data.path == plan.config.data.path

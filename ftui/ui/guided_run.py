@@ -38,7 +38,8 @@ QUIET = {"show_progress": "hidden", "api_visibility": "private"}
 @dataclass
 class GuidedPanel:
     button: gr.Button
-    status: gr.Markdown
+    status: gr.Markdown  # what each step did: sample, estimate, the start (or why not)
+    progress: gr.Markdown  # where the guided run stands, while it is watched
     run: gr.State  # the guided run's id in this browser session
     timer: gr.Timer  # on while the guided run is queued or running
 
@@ -59,7 +60,9 @@ def guided_panel() -> GuidedPanel:
         gr.Markdown(INTRO, elem_id="guided-intro", padding=True)
         button = gr.Button(BUTTON, variant="primary", elem_id="guided-start")
         status = gr.Markdown("", elem_id="guided-status", padding=True)
-    return GuidedPanel(button, status, gr.State(None), gr.Timer(WATCH_SECONDS, active=False))
+        progress = gr.Markdown("", elem_id="guided-progress", padding=True)
+    timer = gr.Timer(WATCH_SECONDS, active=False)
+    return GuidedPanel(button, status, progress, gr.State(None), timer)
 
 
 def wire_guided_run(
@@ -98,6 +101,7 @@ def wire_guided_run(
 
     form_status = targets.train.form.status
     started = [panel.status, targets.tabs, live_run, form_status, panel.run, panel.timer]
+    started.append(panel.button)  # off while the guided run is on: one click, one run
     step = panel.button.click(
         load_sample, None, [targets.tabs, *sample, panel.status], **QUIET
     ).then(**analyse, **QUIET)
@@ -110,35 +114,39 @@ def wire_guided_run(
 def _start(jobs: Jobs, settings: ServerSettings, request: gr.Request) -> tuple:
     """Start the plan through the Train tab's start path; go to its live view if it started."""
     nothing = (gr.skip(),) * 4
+    stopped = (gr.Timer(active=False), gr.skip())
     try:
         plan = guided_plan(PRESETS_DIR, settings.demo)
     except ConfigError as exc:
-        return f"**Cannot start:** {markdown_literal(exc)}", *nothing, gr.Timer(active=False)
+        return f"**Cannot start:** {markdown_literal(exc)}", *nothing, *stopped
     user = settings.access.user(request)
     if user is None:
-        return "Log in first: this server runs in team mode.", *nothing, gr.Timer(active=False)
+        return "Log in first: this server runs in team mode.", *nothing, *stopped
     message, run_id = start_run(
         jobs, plan.preset, plan.train_values, None, {}, PRESETS_DIR, user.name, demo=settings.demo
     )
     text = "\n\n".join(filter(None, [message, plan.note]))
     if run_id is None:
-        return text, *nothing, gr.Timer(active=False)
-    text += "\n\nIts curves are in the **Train** tab; the Playground opens when it completes."
-    return text, gr.Tabs(selected="train"), run_id, message, run_id, gr.Timer(active=True)
+        return text, *nothing, *stopped
+    watching = (gr.Timer(active=True), gr.Button(interactive=False))
+    return text, gr.Tabs(selected="train"), run_id, message, run_id, *watching
 
 
 def _wire_watch(panel: GuidedPanel, targets: GuidedTargets, jobs: Jobs) -> None:
     """While the guided run is on: its state beside the button; once it completed, the
     Playground with that run and a validation ticket."""
-    outputs = [panel.status, targets.tabs, targets.playground.compare.run, panel.timer]
+    playground = targets.playground.compare.run
+    outputs = [panel.progress, targets.tabs, playground, panel.timer, panel.button]
 
     def watch(run_id: str | None):
         progress = guided_progress(jobs, run_id)
+        ended = (gr.Timer(active=False), gr.Button(interactive=True))
         if progress.open_playground:
             opened = show_run(jobs, run_id)
-            return progress.message, gr.Tabs(selected="playground"), opened, gr.Timer(active=False)
-        timer = gr.Timer(active=False) if progress.done else gr.skip()
-        return progress.message or gr.skip(), gr.skip(), gr.skip(), timer
+            return progress.message, gr.Tabs(selected="playground"), opened, *ended
+        if progress.done:
+            return progress.message or gr.skip(), gr.skip(), gr.skip(), *ended
+        return progress.message, gr.skip(), gr.skip(), gr.skip(), gr.skip()
 
     panel.timer.tick(watch, panel.run, outputs, **QUIET)
 

@@ -81,6 +81,7 @@ def _wire_readiness(panel: ComparePanel, batch: BatchPanel, jobs: Jobs, parent: 
     gr.on(None, outputs=panel.run, **ready, **QUIET)  # page load
     if isinstance(parent, gr.Tab):
         parent.select(outputs=panel.run, **ready, **QUIET)
+
     def load_run(run_id):
         return actions.run_defaults(jobs, run_id)
 
