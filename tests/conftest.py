@@ -22,6 +22,9 @@ from ray_cluster import ray_cluster  # noqa: F401  (the session's Ray cluster, f
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+# Servers started by tests skip the estimator warm-up (10-17 s of CPU each on 2 cores, taken
+# from the test's own work); tests/test_warmup.py turns it on for the server it checks.
+os.environ["FTUI_WARMUP"] = "0"
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = REPO_ROOT / "presets" / "data"

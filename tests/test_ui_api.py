@@ -47,6 +47,19 @@ def test_paths_outside_the_workspace_are_refused(analyse, source):
     assert "cannot be used" in status and "outside" in status
 
 
+def test_files_in_hidden_folders_of_the_workspace_are_refused(analyse, app_server):
+    """.private holds the logins; a file there that reads as data must still not be shown."""
+    secret = app_server[1] / ".private-test" / "rows.jsonl"
+    secret.parent.mkdir(exist_ok=True)
+    secret.write_text('{"instruction": "password", "output": "hunter2"}\n' * 3)
+    for source in (".private-test/rows.jsonl", str(secret)):
+        status = analyse(source)
+        assert "cannot be used" in status and "hidden folder" in status, status
+        assert "hunter2" not in status
+    shown = analyse("uploads/../.private-test/rows.jsonl")
+    assert "hidden folder" in shown and "hunter2" not in shown
+
+
 def test_oversize_file_in_the_workspace_is_refused(analyse, app_server):
     big = app_server[1] / "uploads" / "big.jsonl"
     row = '{"instruction": "%s", "output": "ok"}\n' % ("x" * 1000)

@@ -123,13 +123,19 @@ def _inside_roots(path: Path, roots: Sequence[Path]) -> Path:
         candidates = [(root / path).resolve() for root in resolved_roots]
         candidates = [c for c in candidates if c.exists()] or candidates[:1]
     for candidate in candidates:
-        if any(root == candidate or root in candidate.parents for root in resolved_roots):
-            return candidate
+        for root in resolved_roots:
+            if candidate.is_relative_to(root) and not _hidden(candidate.relative_to(root)):
+                return candidate
     raise DataError(
-        "this path is outside the workspace",
+        "this path is outside the workspace (or in a hidden folder of it)",
         file=str(path),
         hint="Upload the file instead, or copy it into the workspace folder.",
     )
+
+
+def _hidden(inside: Path) -> bool:
+    """A path below a root through a hidden name (the workspace's .private holds logins)."""
+    return any(part.startswith(".") for part in inside.parts)
 
 
 def _load_hub_dataset(source: str) -> pd.DataFrame:

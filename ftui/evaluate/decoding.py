@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from ftui.evaluate.drafts import drafted_steps
 from ftui.evaluate.kv_rows import RowBatch, common_prefix_length, encode_prefix
 
 # Generation-config fields that change a greedy answer, with the values that leave it alone.
@@ -88,7 +89,8 @@ def answer_rows(
         if references is not None:
             scores = score_references(model, rows, logits, [references[i] for i in chunk], pad_id)
         answers: dict[int, list[int]] = {index: [] for index in chunk}
-        for step in decode_steps(model, rows, logits, max_new_tokens, stop, greedy):
+        contexts = [prompts[index] for index in chunk]
+        for step in decode_steps(model, rows, logits, max_new_tokens, stop, greedy, contexts):
             for row, token in step:
                 answers[row].append(token)
         seconds = (time.perf_counter() - started) / len(chunk)
@@ -126,11 +128,18 @@ def score_references(
 
 
 def decode_steps(
-    model: Any, rows: RowBatch, logits: Any, max_new_tokens: int, stop: set[int], pick: Pick
-) -> Iterator[list[tuple[int, int]]]:
+    model: Any, rows: RowBatch, logits: Any, max_new_tokens: int, stop: set[int], pick: Pick,
+    contexts: list[list[int]] | None = None,
+) -> Iterator[list[tuple[int, int]]]:  # fmt: skip
     """(row, token) of every unfinished row, one step at a time; a row is finished once it
-    has produced a stop token, and leaves the batch (ghost rows: RowBatch.finish)."""
+    has produced a stop token, and leaves the batch (ghost rows: RowBatch.finish). Greedy
+    with each batch row's prompt tokens in `contexts`: several tokens a step where guesses
+    from the prompt come true (ftui.evaluate.drafts), the same answers."""
     import torch
+
+    if contexts is not None and pick is greedy:
+        yield from drafted_steps(model, rows, logits, max_new_tokens, stop, contexts)
+        return
 
     stops = torch.tensor(sorted(stop), device=logits.device)
     for step in range(max_new_tokens):

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 CPU_EFFICIENT_ROWS = 4  # see rows_worth_running
+PREFILL_ROWS = 16  # rows whose prompts go through the model together (RowBatch.start)
 PAD_POSITION = 1  # what transformers' generate gives padded slots; never attended to
 
 
@@ -54,11 +55,10 @@ def common_prefix_length(rows: list[list[int]]) -> int:
 def encode_prefix(model: Any, ids: list[int], device: str) -> Any:
     """The KV cache of one row of tokens (batch size 1), or None for no tokens."""
     import torch
-    from transformers import DynamicCache
 
     if not ids:
         return None
-    cache = DynamicCache()
+    cache = _new_cache()
     tokens = torch.tensor([ids], device=device)
     model(input_ids=tokens, use_cache=True, logits_to_keep=1, **{cache_keyword(model): cache})
     return cache
@@ -79,7 +79,7 @@ def _cache_keyword_of(model_class: type) -> str:
 
 @dataclass
 class RowBatch:
-    cache: Any  # transformers.DynamicCache, batch = len(rows)
+    cache: Any  # RoomyCache (a transformers DynamicCache), batch = len(rows)
     mask: Any  # (rows, columns) 1 where a column holds a real token of that row
     lengths: Any  # (rows,) tokens each row holds: its next token's position id
     rows: list[int | None]  # the caller's index of each batch row; None: a finished one
@@ -91,7 +91,24 @@ class RowBatch:
         rows: list[int] | None = None, model_kwargs: dict[str, Any] | None = None,
     ) -> tuple[RowBatch, Any]:  # fmt: skip
         """Rows that continue `prefix` (a cache of batch size 1, or None) with their own tokens;
-        returns the batch and each row's next-token logits (rows, vocabulary)."""
+        returns the batch and each row's next-token logits (rows, vocabulary). Many rows go
+        through the model PREFILL_ROWS at a time, in the order given (callers sort them by
+        length), so a short row is not padded to the longest of all."""
+        rows = list(range(len(suffixes))) if rows is None else rows
+        if len(suffixes) > PREFILL_ROWS and not model_kwargs:
+            parts = [
+                cls.start(model, prefix, suffixes[i : i + PREFILL_ROWS], pad_id,
+                          rows[i : i + PREFILL_ROWS])
+                for i in range(0, len(suffixes), PREFILL_ROWS)
+            ]  # fmt: skip
+            return cls.join([batch for batch, _ in parts]), _cat([last for _, last in parts])
+        return cls._start_together(model, prefix, suffixes, pad_id, rows, model_kwargs)
+
+    @classmethod
+    def _start_together(
+        cls, model: Any, prefix: Any, suffixes: list[list[int]], pad_id: int, rows: list[int],
+        model_kwargs: dict[str, Any] | None,
+    ) -> tuple[RowBatch, Any]:  # fmt: skip
         import torch
 
         device = model.device
@@ -105,7 +122,7 @@ class RowBatch:
             cache=_repeated(prefix, len(suffixes)),
             mask=torch.ones((len(suffixes), prefix_length), dtype=torch.long, device=device),
             lengths=torch.full((len(suffixes),), prefix_length, dtype=torch.long, device=device),
-            rows=list(range(len(suffixes))) if rows is None else rows,
+            rows=rows,
             model_kwargs=dict(model_kwargs or {}),
         )
         return batch, batch.forward(model, tokens, valid, last_only=True)[:, -1]
@@ -115,11 +132,10 @@ class RowBatch:
         """One batch from single-row caches of different lengths (each row's prompt went
         through the model on its own): shorter rows are padded on the left, masked out."""
         import torch
-        from transformers import DynamicCache
 
         lengths = [cache.get_seq_length() for cache in caches]
         width = max(lengths)
-        stacked = DynamicCache()
+        stacked = _new_cache()
         for layer in range(len(caches[0].layers)):
             keys = [_left_pad(c.layers[layer].keys, width) for c in caches]
             values = [_left_pad(c.layers[layer].values, width) for c in caches]
@@ -128,6 +144,24 @@ class RowBatch:
         mask = torch.tensor([[0] * (width - n) + [1] * n for n in lengths], device=device)
         rows = list(range(len(caches)))
         return cls(stacked, mask, torch.tensor(lengths, device=device), rows, model_kwargs or {})
+
+    @classmethod
+    def join(cls, batches: list[RowBatch]) -> RowBatch:
+        """One batch of the rows of several (no per-row model arguments): each batch's
+        columns padded on the left to the widest, masked out."""
+        import torch
+        import torch.nn.functional as functional
+
+        width = max(batch.mask.shape[1] for batch in batches)
+        joined = _new_cache()
+        for layer in range(len(batches[0].cache.layers)):
+            keys = [_left_pad(b.cache.layers[layer].keys, width) for b in batches]
+            values = [_left_pad(b.cache.layers[layer].values, width) for b in batches]
+            joined.update(torch.cat(keys), torch.cat(values), layer)
+        masks = [functional.pad(b.mask, (width - b.mask.shape[1], 0)) for b in batches]
+        lengths = torch.cat([b.lengths for b in batches])
+        rows = [row for batch in batches for row in batch.rows]
+        return cls(joined, torch.cat(masks), lengths, rows, {})
 
     def forward(self, model: Any, tokens: Any, valid: Any = None, last_only: bool = False) -> Any:
         """Append `tokens` (rows, n) to every row; `valid` (rows, n) marks real tokens (the
@@ -150,6 +184,17 @@ class RowBatch:
             **self.model_kwargs,
         )
         return output.logits.float()
+
+    def take_back(self, width: int, kept: Any) -> None:
+        """Of the last `width` columns, keep each row's first kept[row]: the rest (guessed
+        tokens the model did not confirm, ftui.evaluate.drafts) become masked-out padding."""
+        import torch
+
+        columns = torch.arange(width, device=self.mask.device)
+        keep = (columns[None, :] < kept[:, None]).to(self.mask.dtype)
+        tail = self.mask[:, -width:]
+        self.lengths = self.lengths - tail.sum(dim=1) + (tail * keep).sum(dim=1)
+        self.mask = torch.cat([self.mask[:, :-width], tail * keep], dim=1)
 
     def finish(self, finished: list[bool]) -> list[int]:
         """Mark rows as finished and drop them, keeping some as ghosts (row None, output
@@ -193,10 +238,8 @@ def rows_worth_running(alive: int, available: int, device_type: str) -> int:
 
 
 def first_columns(cache: Any, columns: int) -> Any:
-    """A cache of the first `columns` tokens of `cache` (views, nothing copied)."""
-    from transformers import DynamicCache
-
-    head = DynamicCache()
+    """A cache of the first `columns` tokens of `cache` (a copy: `cache` is left as it is)."""
+    head = _new_cache()
     for index, layer in enumerate(cache.layers):
         head.update(layer.keys[..., :columns, :], layer.values[..., :columns, :], index)
     return head
@@ -204,16 +247,27 @@ def first_columns(cache: Any, columns: int) -> Any:
 
 def _repeated(prefix: Any, rows: int) -> Any:
     """A fresh cache holding `prefix` once per row (the prefix itself is left as it is)."""
-    from transformers import DynamicCache
-
-    cache = DynamicCache()
+    cache = _new_cache()
     if prefix is None:
         return cache
     for index, layer in enumerate(prefix.layers):
-        keys = layer.keys.expand(rows, *layer.keys.shape[1:]).contiguous()
-        values = layer.values.expand(rows, *layer.values.shape[1:]).contiguous()
+        keys = layer.keys.expand(rows, *layer.keys.shape[1:])  # update copies them
+        values = layer.values.expand(rows, *layer.values.shape[1:])
         cache.update(keys, values, index)
     return cache
+
+
+def _new_cache() -> Any:
+    """An empty KV cache that appends in place (ftui.evaluate.roomy_cache)."""
+    from ftui.evaluate.roomy_cache import RoomyCache
+
+    return RoomyCache()
+
+
+def _cat(tensors: list[Any]) -> Any:
+    import torch
+
+    return torch.cat(tensors)
 
 
 def _left_pad(tensor: Any, width: int) -> Any:

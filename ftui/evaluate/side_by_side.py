@@ -38,6 +38,7 @@ from ftui.evaluate.compare import (
 )
 from ftui.evaluate.decoding import decode_steps, greedy, sampler, stop_ids
 from ftui.evaluate.kv_rows import CPU_EFFICIENT_ROWS, RowBatch, first_columns, rows_worth_running
+from ftui.evaluate.lora_rows import RowScaledLora
 
 # Sampling settings the sampler here does not apply, with the values that leave sampling
 # alone; a model that sets another value samples through generate.
@@ -57,6 +58,7 @@ class _Group:
     variants: list[str]  # the variant of each batch row
     rows: RowBatch
     logits: Any
+    contexts: list[list[int]]  # each batch row's prompt tokens (guesses: ftui.evaluate.drafts)
 
 
 def stream_variants(
@@ -176,7 +178,7 @@ def _decode_together(
             for phase in phases:
                 live = [
                     (group, decode_steps(_model(compare, group), group.rows, group.logits,
-                                         max_new_tokens, stop_tokens, pick))
+                                         max_new_tokens, stop_tokens, pick, group.contexts))
                     for group in phase
                 ]  # fmt: skip
                 while live and not stop.is_set():
@@ -217,44 +219,44 @@ def _uniform_variant(group: _Group) -> str:
 
 def _prefill(compare: Comparison, chats: dict[str, Messages], state: _AdapterState) -> list[_Group]:
     """Each prompt through its variant's model; the rows grouped by the model they decode on."""
-    caches, logits = {}, {}
+    prompts = {}  # variant: (prompt ids, cache, next-token logits)
     for variant, chat in chats.items():
-        model = state.use(variant)
-        caches[variant], logits[variant] = _prompt_cache(compare, model, variant, chat)
+        prompts[variant] = _prompt_cache(compare, state.use(variant), variant, chat)
     if _mixed_adapter_batches(compare):
         names = {v: "__base__" for v in chats} | {"fine_tuned": compare.tuned.active_adapter}
-        return [_group(compare, "fine_tuned", list(chats), caches, logits, names)]
+        return [_group("fine_tuned", list(chats), prompts, names)]
     sides = ([v for v in chats if v != "fine_tuned"], [v for v in chats if v == "fine_tuned"])
-    return [_group(compare, side[0], side, caches, logits) for side in sides if side]
+    return [_group(side[0], side, prompts) for side in sides if side]
 
 
 def _group(
-    compare: Comparison, variant: str, variants: list[str], caches: dict, logits: dict,
+    variant: str, variants: list[str], prompts: dict[str, tuple],
     adapter_names: dict[str, str] | None = None,
 ) -> _Group:  # fmt: skip
     """The variants' rows as one batch, with ghost rows where more rows run faster."""
     import torch
 
-    device = logits[variants[0]].device.type
+    device = prompts[variants[0]][2].device.type
     ghosts = rows_worth_running(len(variants), CPU_EFFICIENT_ROWS, device) - len(variants)
     order = variants + variants[-1:] * ghosts
     kwargs = {"adapter_names": [adapter_names[v] for v in order]} if adapter_names else {}
-    rows = RowBatch.stack([caches[v] for v in order], kwargs)
+    rows = RowBatch.stack([prompts[v][1] for v in order], kwargs)
     rows.rows = [*range(len(variants)), *[None] * ghosts]
-    return _Group(variant, variants, rows, torch.cat([logits[v] for v in order]))
+    logits = torch.cat([prompts[v][2] for v in order])
+    return _Group(variant, variants, rows, logits, [prompts[v][0] for v in order])
 
 
 def _prompt_cache(compare: Comparison, model: Any, variant: str, chat: Messages) -> tuple:
-    """(cache, next-token logits) of one prompt. The tokens it shares with this variant's
-    previous prompt (system prompt, few-shot examples, an instruction) come from that prompt's
-    cache in compare.prefix_memo; this prompt's cache replaces it there."""
+    """(prompt ids, cache, next-token logits) of one prompt. The tokens it shares with this
+    variant's previous prompt (system prompt, few-shot examples, an instruction) come from
+    that prompt's cache in compare.prefix_memo; this prompt's cache replaces it there."""
     ids = compare.prompt_ids(chat)
     seen, seen_cache = compare.prefix_memo.get(variant, ((), None))
     shared = _shared_length(seen, ids)
     prefix = first_columns(seen_cache, shared) if shared else None
     rows, logits = RowBatch.start(model, prefix, [ids[shared:]], compare.tokenizer.pad_token_id)
     compare.prefix_memo[variant] = (tuple(ids), rows.cache)
-    return rows.cache, logits
+    return ids, rows.cache, logits
 
 
 def _shared_length(seen: tuple[int, ...], ids: list[int]) -> int:
@@ -278,7 +280,13 @@ def _mixed_adapter_batches(compare: Comparison) -> bool:
 
 
 def _model(compare: Comparison, group: _Group) -> Any:
-    return compare.tuned if group.variant == "fine_tuned" else compare.base
+    """The model a group decodes on; a mixed-adapter group of plain LoRA through
+    RowScaledLora (per-row scales in one ordinary forward, faster than peft's split)."""
+    if group.variant != "fine_tuned":
+        return compare.base
+    if "adapter_names" in group.rows.model_kwargs:
+        return RowScaledLora.of(compare.tuned) or compare.tuned
+    return compare.tuned
 
 
 def _answers(compare: Comparison, update: Snapshot, started: float) -> tuple[dict, set]:
