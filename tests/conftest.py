@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -123,9 +124,9 @@ CHROMIUM_FLAGS = [
 ]
 
 
-@pytest.fixture
-def page(app_server):
-    """A headless Chromium page (Debian's chromium through Playwright) on the app."""
+@contextmanager
+def browser_page(url: str) -> Iterator[Any]:
+    """A headless Chromium page (Debian's chromium through Playwright) opened on `url`."""
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (make test does)")
     from playwright.sync_api import sync_playwright
@@ -134,9 +135,16 @@ def page(app_server):
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1800})
         page.set_default_timeout(60_000)
-        page.goto(app_server[0])
+        page.goto(url)
         yield page
         browser.close()
+
+
+@pytest.fixture
+def page(app_server):
+    """A headless Chromium page on the app."""
+    with browser_page(app_server[0]) as page:
+        yield page
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ import os
 import re
 
 import pytest
-from conftest import CHROMIUM, CHROMIUM_FLAGS, SAMPLES, ftui_server
+from conftest import SAMPLES, browser_page, ftui_server
 
 from ftui.guided import BUTTON
 from ftui.ui.playground_actions import NO_RUN
@@ -39,15 +39,8 @@ def guided_server(tmp_path_factory):
 
 @pytest.fixture
 def guided_page(guided_server):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1800})
-        page.set_default_timeout(60_000)
-        page.goto(guided_server[0])
+    with browser_page(guided_server[0]) as page:
         yield page
-        browser.close()
 
 
 def first_validation_ticket() -> str:

@@ -239,11 +239,7 @@ class Comparison:
                 tokens = len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
                 yield Answer(text.strip(), time.perf_counter() - started, tokens)
         except queue.Empty:
-            raise GenerationError(
-                f"the model produced no new text for {timeout:g} s, so this answer was stopped "
-                "(FTUI_GENERATION_TIMEOUT_SECONDS sets the limit); try again, or ask for fewer "
-                "tokens"
-            ) from None
+            raise stalled(timeout, "this answer was") from None
         finally:
             stop.set()  # a stream that ends early (timeout, closed page) stops the model too
         worker.join(timeout)
@@ -341,6 +337,14 @@ def _stop_when_set(event: threading.Event) -> Any:
             return torch.full((rows,), event.is_set(), dtype=torch.bool, device=input_ids.device)
 
     return StoppingCriteriaList([StopWhenSet()])
+
+
+def stalled(timeout: float, what: str) -> GenerationError:
+    """The error of a stream whose model produced nothing new for `timeout` seconds."""
+    return GenerationError(
+        f"the model produced no new text for {timeout:g} s, so {what} stopped "
+        "(FTUI_GENERATION_TIMEOUT_SECONDS sets the limit); try again, or ask for fewer tokens"
+    )
 
 
 def generation_error(exc: BaseException) -> GenerationError:

@@ -31,10 +31,10 @@ from typing import Any
 from ftui.evaluate.compare import (
     Answer,
     Comparison,
-    GenerationError,
     Messages,
     generation_error,
     generation_timeout,
+    stalled,
 )
 from ftui.evaluate.decoding import decode_steps, greedy, sampler, stop_ids
 from ftui.evaluate.kv_rows import CPU_EFFICIENT_ROWS, RowBatch, first_columns, rows_worth_running
@@ -88,11 +88,7 @@ def stream_variants(
                 raise generation_error(update)
             yield _answers(compare, update, started)
     except queue.Empty:
-        raise GenerationError(
-            f"the model produced no new text for {timeout:g} s, so these answers were stopped "
-            "(FTUI_GENERATION_TIMEOUT_SECONDS sets the limit); try again, or ask for fewer "
-            "tokens"
-        ) from None
+        raise stalled(timeout, "these answers were") from None
     finally:
         stop.set()  # a stream that ends early (timeout, closed page) stops the model too
     worker.join(timeout)
