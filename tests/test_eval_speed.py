@@ -24,7 +24,7 @@ from conftest import REPO_ROOT, TINY_LLAMA, tiny_triage_config, wait_until
 from ftui.config import FtuiConfig
 from ftui.evaluate.compare import VARIANTS, Comparison, GenerationError, shot_from_pair
 from ftui.evaluate.decoding import answer_rows
-from ftui.evaluate.kv_rows import RowBatch, common_prefix_length, rows_worth_running
+from ftui.evaluate.kv_rows import RowBatch, common_prefix_length
 from ftui.evaluate.side_by_side import _mixed_adapter_batches, stream_variants
 
 PAD = 0
@@ -59,13 +59,10 @@ def generate_greedy(model, prompts: list[list[int]], new: int, stop: int) -> lis
     return [row[: row.index(stop) + 1] if stop in row else row for row in output]
 
 
-def test_prefix_lengths_and_efficient_row_counts():
+def test_prefix_lengths():
     assert common_prefix_length([[1, 2, 3, 4], [1, 2, 3, 9], [1, 2, 5]]) == 2
     assert common_prefix_length([[1, 2, 3], [1, 2, 3]]) == 2  # each row keeps one token
     assert common_prefix_length([[4], [4, 5]]) == 0
-    assert rows_worth_running(3, 8, "cpu") == 4 and rows_worth_running(2, 3, "cpu") == 3
-    assert rows_worth_running(1, 8, "cpu") == 1 and rows_worth_running(9, 9, "cpu") == 9
-    assert rows_worth_running(3, 8, "cuda") == 3
 
 
 def test_sampling_keeps_to_top_k_and_top_p():

@@ -83,6 +83,7 @@ class Comparison:
     def load(cls, run: RunDir, shots: int | None = None, device: str | None = None) -> Comparison:
         """The run's base model with its adapter (or its saved model), on `device` (default:
         the run's device; callers in the web process pass the one ftui.runs.device_lease picks)."""
+        from ftui.evaluate.few_rows import narrow_decoding
         from ftui.models import load_model, saved_model_config
 
         config = run.read_config()
@@ -103,6 +104,9 @@ class Comparison:
             base = loaded.model
             _check_second_copy_fits(base, loaded.device)
             tuned = load_model(saved_model_config(config.model, output), loaded.device).model
+        narrow_decoding(base)  # a few rows per step as W·xᵀ on CPU (ftui.evaluate.few_rows)
+        if tuned is not base:
+            narrow_decoding(tuned)
         k = config.eval.few_shot_k if shots is None else shots
         return cls(config, tokenizer, base, tuned, _training_shots(config, k), loaded.device)
 

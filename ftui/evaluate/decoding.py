@@ -132,7 +132,7 @@ def decode_steps(
     contexts: list[list[int]] | None = None,
 ) -> Iterator[list[tuple[int, int]]]:  # fmt: skip
     """(row, token) of every unfinished row, one step at a time; a row is finished once it
-    has produced a stop token, and leaves the batch (ghost rows: RowBatch.finish). Greedy
+    has produced a stop token, and leaves the batch (RowBatch.finish). Greedy
     with each batch row's prompt tokens in `contexts`: several tokens a step where guesses
     from the prompt come true (ftui.evaluate.drafts), the same answers."""
     import torch
@@ -144,12 +144,9 @@ def decode_steps(
     stops = torch.tensor(sorted(stop), device=logits.device)
     for step in range(max_new_tokens):
         tokens = pick(logits)
-        pairs = zip(rows.rows, tokens.tolist(), strict=True)
-        yield [(row, token) for row, token in pairs if row is not None]
+        yield list(zip(rows.rows, tokens.tolist(), strict=True))
         finished = torch.isin(tokens, stops).tolist()
-        if step + 1 == max_new_tokens or all(
-            done or row is None for done, row in zip(finished, rows.rows, strict=True)
-        ):
+        if step + 1 == max_new_tokens or all(finished):
             return
         kept = rows.finish(finished)
         logits = rows.forward(model, tokens[kept][:, None])[:, -1]

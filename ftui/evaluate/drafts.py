@@ -59,16 +59,13 @@ def drafted_steps(
     while True:
         step, finished = [], []
         for position, row in enumerate(rows.rows):
-            tokens, done = _within_limits(
-                decided[position], counts.get(row, 0), max_new_tokens, stop
-            )
+            tokens, done = _within_limits(decided[position], counts[row], max_new_tokens, stop)
             finished.append(done)
-            if row is not None:
-                histories[row] += tokens
-                counts[row] += len(tokens)
-                step += [(row, token) for token in tokens]
+            histories[row] += tokens
+            counts[row] += len(tokens)
+            step += [(row, token) for token in tokens]
         yield step
-        if all(done or row is None for done, row in zip(finished, rows.rows, strict=True)):
+        if all(finished):
             return
         kept = rows.finish(finished)
         decided = _check_guesses(
@@ -99,10 +96,7 @@ def _check_guesses(
 
     room = max(0, FED_TOKENS.get(rows.mask.device.type, FED_TOKENS["cpu"]) // len(rows.rows) - 1)
     guesses = [
-        guess(histories[row], min(room, max_new_tokens - counts[row] - 1))
-        if row is not None
-        else []
-        for row in rows.rows
+        guess(histories[row], min(room, max_new_tokens - counts[row] - 1)) for row in rows.rows
     ]
     width = 1 + max(len(g) for g in guesses)
     device = rows.mask.device

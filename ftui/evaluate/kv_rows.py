@@ -23,7 +23,6 @@ import inspect
 from dataclasses import dataclass
 from typing import Any
 
-CPU_EFFICIENT_ROWS = 4  # see rows_worth_running
 PREFILL_ROWS = 16  # rows whose prompts go through the model together (RowBatch.start)
 PAD_POSITION = 1  # what transformers' generate gives padded slots; never attended to
 
@@ -82,7 +81,7 @@ class RowBatch:
     cache: Any  # RoomyCache (a transformers DynamicCache), batch = len(rows)
     mask: Any  # (rows, columns) 1 where a column holds a real token of that row
     lengths: Any  # (rows,) tokens each row holds: its next token's position id
-    rows: list[int | None]  # the caller's index of each batch row; None: a finished one
+    rows: list[int]  # the caller's index of each batch row
     model_kwargs: dict[str, Any]  # per-row model arguments (peft's adapter_names)
 
     @classmethod
@@ -197,14 +196,10 @@ class RowBatch:
         self.mask = torch.cat([self.mask[:, :-width], tail * keep], dim=1)
 
     def finish(self, finished: list[bool]) -> list[int]:
-        """Mark rows as finished and drop them, keeping some as ghosts (row None, output
-        ignored) where running more rows is faster (rows_worth_running); returns the batch
-        positions kept."""
-        self.rows = [None if done else row for row, done in zip(self.rows, finished, strict=True)]
-        alive = [i for i, row in enumerate(self.rows) if row is not None]
-        ghosts = [i for i, row in enumerate(self.rows) if row is None]
-        wanted = rows_worth_running(len(alive), len(self.rows), self.mask.device.type)
-        kept = sorted(alive + ghosts[: wanted - len(alive)])
+        """Drop the rows that have finished; returns the batch positions kept. (On CPU a batch
+        of 2 or 3 rows is as quick as one of 4 through ftui.evaluate.few_rows, so finished
+        rows are not kept running to fill it.)"""
+        kept = [index for index, done in enumerate(finished) if not done]
         self.keep(kept)
         return kept
 
@@ -226,15 +221,6 @@ class RowBatch:
         for layer in self.cache.layers:  # Cache.crop's argument changed meaning across versions
             layer.keys, layer.values = layer.keys[..., :columns, :], layer.values[..., :columns, :]
         self.mask, self.lengths = self.mask[:, :columns], lengths
-
-
-def rows_worth_running(alive: int, available: int, device_type: str) -> int:
-    """How many rows to run when `alive` of `available` are unfinished. On CPU, MKL's matrix
-    products for 2 or 3 rows are slower than for 4 (measured: a 3-row step of SmolLM2-135M
-    took 1.3x a 4-row one), so finished rows keep running as ghosts up to 4."""
-    if device_type == "cpu" and 2 <= alive < CPU_EFFICIENT_ROWS:
-        return min(CPU_EFFICIENT_ROWS, available)
-    return alive
 
 
 def first_columns(cache: Any, columns: int) -> Any:

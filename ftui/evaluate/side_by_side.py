@@ -37,7 +37,7 @@ from ftui.evaluate.compare import (
     stalled,
 )
 from ftui.evaluate.decoding import decode_steps, greedy, sampler, stop_ids
-from ftui.evaluate.kv_rows import CPU_EFFICIENT_ROWS, RowBatch, first_columns, rows_worth_running
+from ftui.evaluate.kv_rows import RowBatch, first_columns
 from ftui.evaluate.lora_rows import RowScaledLora
 
 # Sampling settings the sampler here does not apply, with the values that leave sampling
@@ -206,7 +206,7 @@ def _uniform_variant(group: _Group) -> str:
     every step (the adapter is then switched once: _AdapterState)."""
     names = group.rows.model_kwargs.get("adapter_names")
     if names is not None:
-        alive = {name for name, row in zip(names, group.rows.rows, strict=True) if row is not None}
+        alive = set(names)
         if len(alive) == 1:
             del group.rows.model_kwargs["adapter_names"]
             group.variant = "base" if alive == {"__base__"} else "fine_tuned"
@@ -229,17 +229,13 @@ def _group(
     variant: str, variants: list[str], prompts: dict[str, tuple],
     adapter_names: dict[str, str] | None = None,
 ) -> _Group:  # fmt: skip
-    """The variants' rows as one batch, with ghost rows where more rows run faster."""
+    """The variants' rows as one batch."""
     import torch
 
-    device = prompts[variants[0]][2].device.type
-    ghosts = rows_worth_running(len(variants), CPU_EFFICIENT_ROWS, device) - len(variants)
-    order = variants + variants[-1:] * ghosts
-    kwargs = {"adapter_names": [adapter_names[v] for v in order]} if adapter_names else {}
-    rows = RowBatch.stack([prompts[v][1] for v in order], kwargs)
-    rows.rows = [*range(len(variants)), *[None] * ghosts]
-    logits = torch.cat([prompts[v][2] for v in order])
-    return _Group(variant, variants, rows, logits, [prompts[v][0] for v in order])
+    kwargs = {"adapter_names": [adapter_names[v] for v in variants]} if adapter_names else {}
+    rows = RowBatch.stack([prompts[v][1] for v in variants], kwargs)
+    logits = torch.cat([prompts[v][2] for v in variants])
+    return _Group(variant, variants, rows, logits, [prompts[v][0] for v in variants])
 
 
 def _prompt_cache(compare: Comparison, model: Any, variant: str, chat: Messages) -> tuple:
