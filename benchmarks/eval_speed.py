@@ -2,8 +2,8 @@
 
 Run: `.venv/bin/python benchmarks/eval_speed.py --run WORKSPACE/runs/<id>` (a triage run), or
 `--train` to train presets/triage-lora.yaml first (about 5 minutes on 2 cores). Options:
-`--limit 60` validation rows, `--prompts 3` Playground questions (each side's Compare child
-runs twice unless `--no-compare-twice`), `--baseline REF` the commit
+`--limit 60` validation rows, `--prompts 4` Playground questions, `--compare-rounds 4` Compare
+children per side (alternating: after, before, before, after, ...), `--baseline REF` the commit
 whose code is "before" (default: the last commit before the faster evaluation), `--threads N`
 torch threads in both children (default: torch's own choice).
 
@@ -210,12 +210,13 @@ def main() -> None:
     parser.add_argument("--run", help="a triage run folder (WORKSPACE/runs/<id>)")
     parser.add_argument("--train", action="store_true", help="train the flagship preset first")
     parser.add_argument("--limit", type=int, default=60)
-    parser.add_argument("--prompts", type=int, default=3)
+    parser.add_argument("--prompts", type=int, default=4)
     parser.add_argument("--baseline", default=BASELINE)
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument(
-        "--compare-twice", action=argparse.BooleanOptionalAction, default=True,
-        help="run each side's Compare child twice (before, after, after, before)",
+        "--compare-rounds", type=int, default=4,
+        help="Compare children per side, alternating (a Compare takes seconds, and this "
+        "machine's speed drifts by 15%% over minutes)",
     )  # fmt: skip
     parser.add_argument("--child", choices=("eval", "compare"), help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
@@ -231,13 +232,10 @@ def main() -> None:
         load_before = os.getloadavg()
         results = {"before": {}, "after": {}}
         # ABBA order, so a change in the machine's load weighs on both sides alike; the
-        # Compare children are short, so they run twice each (ABBA again)
-        order = [("before", "eval"), ("after", "eval")] + [
-            ("after", "compare"),
-            ("before", "compare"),
-            ("before", "compare"),
-            ("after", "compare"),
-        ][: 4 if args.compare_twice else 2]
+        # Compare children are short, so several run per side (ABBA again, repeated)
+        pairs = [["after", "before"], ["before", "after"]]
+        compares = [name for i in range(args.compare_rounds) for name in pairs[i % 2]]
+        order = [("before", "eval"), ("after", "eval")] + [(n, "compare") for n in compares]
         for number, (name, kind) in enumerate(order):
             code = before if name == "before" else after
             copy = copy_run(run, scratch, f"{name}-{kind}-{number}")

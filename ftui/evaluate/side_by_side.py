@@ -7,8 +7,9 @@
 Each variant's prompt goes through the model on its own (its adapter on or off), with the
 start it shares with earlier questions (system prompt, few-shot examples) taken from
 Comparison.prefix_memo instead of recomputed. Then the rows decode as one batch, so every
-column fills at once: for a LoRA run, peft's mixed-adapter batches let one forward serve the
-base rows (adapter off) and the fine-tuned row (adapter on); other adapters and full
+column fills at once: for a plain LoRA run one forward serves the base rows and the
+fine-tuned row, the adapter on with a LoRA scale of 0 on the base rows (ftui.evaluate.
+lora_rows), other LoRA runs use peft's mixed-adapter batches, and other adapters and full
 fine-tunes take one forward per model per step. A model that cannot share a KV cache that
 way (ftui.evaluate.kv_rows), or has logits processors in its generation config, streams the
 variants one after the other through Comparison.stream.
