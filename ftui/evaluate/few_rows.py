@@ -15,7 +15,7 @@ The sums run in another order, so a logit can differ in its last bits, as it doe
 one-row and a four-row batch; benchmarks/eval_speed.py checks every greedy answer against
 the code before this work, word for word.
 
-    narrow_decoding(model)   # every plain torch.nn.Linear of a CPU float32 model
+    narrow_decoding(model)   # the big plain torch.nn.Linear layers of a CPU float32 model
 """
 
 from __future__ import annotations
