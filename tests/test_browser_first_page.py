@@ -1,4 +1,5 @@
-"""The first page, the Method tab and the Train tab in headless Chromium: no placeholder tables.
+"""The first page, the Method tab and the Train tab in headless Chromium: no placeholder tables,
+no empty boxes.
 
 A gr.Dataframe without data is headed "1 2 3" with an empty body; a visitor takes it for a
 broken page. The Data tab's preview and the Method tab's tables stay hidden until they have
@@ -41,6 +42,8 @@ def test_no_table_is_headed_1_2_3_before_it_has_data(page, tmp_path):
     page.wait_for_timeout(1500)  # the page's load events have run
     assert "data-preview" not in assert_no_placeholder(page)
     expect(page.locator("#data-preview")).to_be_hidden()
+    for line in ("#guided-status", "#guided-progress"):  # no empty grey band under "Try it"
+        assert page.locator(line).bounding_box()["height"] < 2
     page.screenshot(path=tmp_path / "first-page.png", full_page=True)
 
     page.get_by_role("tab", name="Method").click()

@@ -59,8 +59,8 @@ def guided_panel() -> GuidedPanel:
     with gr.Group(elem_id="guided"):
         gr.Markdown(INTRO, elem_id="guided-intro", padding=True)
         button = gr.Button(BUTTON, variant="primary", elem_id="guided-start")
-        status = gr.Markdown("", elem_id="guided-status", padding=True)
-        progress = gr.Markdown("", elem_id="guided-progress", padding=True)
+        status = gr.Markdown("", elem_id="guided-status", padding=False)
+        progress = gr.Markdown("", elem_id="guided-progress", padding=False)
     timer = gr.Timer(WATCH_SECONDS, active=False)
     return GuidedPanel(button, status, progress, gr.State(None), timer)
 
