@@ -93,6 +93,8 @@ class RowBatch:
         returns the batch and each row's next-token logits (rows, vocabulary). Many rows go
         through the model PREFILL_ROWS at a time, in the order given (callers sort them by
         length), so a short row is not padded to the longest of all."""
+        import torch
+
         rows = list(range(len(suffixes))) if rows is None else rows
         if len(suffixes) > PREFILL_ROWS and not model_kwargs:
             parts = [
@@ -100,7 +102,7 @@ class RowBatch:
                           rows[i : i + PREFILL_ROWS])
                 for i in range(0, len(suffixes), PREFILL_ROWS)
             ]  # fmt: skip
-            return cls.join([batch for batch, _ in parts]), _cat([last for _, last in parts])
+            return cls.join([batch for batch, _ in parts]), torch.cat([last for _, last in parts])
         return cls._start_together(model, prefix, suffixes, pad_id, rows, model_kwargs)
 
     @classmethod
@@ -134,11 +136,7 @@ class RowBatch:
 
         lengths = [cache.get_seq_length() for cache in caches]
         width = max(lengths)
-        stacked = _new_cache()
-        for layer in range(len(caches[0].layers)):
-            keys = [_left_pad(c.layers[layer].keys, width) for c in caches]
-            values = [_left_pad(c.layers[layer].values, width) for c in caches]
-            stacked.update(torch.cat(keys), torch.cat(values), layer)
+        stacked = _left_padded(caches, width)
         device = stacked.layers[0].keys.device
         mask = torch.tensor([[0] * (width - n) + [1] * n for n in lengths], device=device)
         rows = list(range(len(caches)))
@@ -152,11 +150,7 @@ class RowBatch:
         import torch.nn.functional as functional
 
         width = max(batch.mask.shape[1] for batch in batches)
-        joined = _new_cache()
-        for layer in range(len(batches[0].cache.layers)):
-            keys = [_left_pad(b.cache.layers[layer].keys, width) for b in batches]
-            values = [_left_pad(b.cache.layers[layer].values, width) for b in batches]
-            joined.update(torch.cat(keys), torch.cat(values), layer)
+        joined = _left_padded([batch.cache for batch in batches], width)
         masks = [functional.pad(b.mask, (width - b.mask.shape[1], 0)) for b in batches]
         lengths = torch.cat([b.lengths for b in batches])
         rows = [row for batch in batches for row in batch.rows]
@@ -250,10 +244,16 @@ def _new_cache() -> Any:
     return RoomyCache()
 
 
-def _cat(tensors: list[Any]) -> Any:
+def _left_padded(caches: list[Any], width: int) -> Any:
+    """One cache of the rows of `caches`, each padded on the left to `width` columns."""
     import torch
 
-    return torch.cat(tensors)
+    padded = _new_cache()
+    for layer in range(len(caches[0].layers)):
+        keys = [_left_pad(cache.layers[layer].keys, width) for cache in caches]
+        values = [_left_pad(cache.layers[layer].values, width) for cache in caches]
+        padded.update(torch.cat(keys), torch.cat(values), layer)
+    return padded
 
 
 def _left_pad(tensor: Any, width: int) -> Any:
